@@ -1,0 +1,167 @@
+package cni
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/containernetworking/cni/libcni"
+	"k8s.io/klog/v2"
+)
+
+// DefaultNetworkFile is the name of the built-in bridge network's config.
+const DefaultNetworkFile = "10-criserver-bridge.conflist"
+
+// ErrNotReady is returned while no network configuration is loadable.
+var ErrNotReady = errors.New("no CNI network configuration found")
+
+// Manager owns the pod network configuration. It re-reads the conf dir on
+// every call that needs it so that a change is picked up without restart;
+// reading one small file is far cheaper than the plugin exec that follows.
+type Manager struct {
+	cfg Config
+	cni *libcni.CNIConfig
+
+	mu        sync.Mutex
+	lastError string
+}
+
+// NewManager returns a Manager for cfg. It installs the default network
+// when enabled and the conf dir holds none.
+func NewManager(cfg Config) (*Manager, error) {
+	m := &Manager{
+		cfg: cfg,
+		cni: libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, nil),
+	}
+	if cfg.InstallDefaultNetwork {
+		if err := m.installDefaultNetwork(); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// Network loads the first network configuration in the conf dir.
+func (m *Manager) Network() (*libcni.NetworkConfigList, error) {
+	files, err := libcni.ConfFiles(m.cfg.ConfDir, []string{".conflist", ".conf", ".json"})
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s: %v", ErrNotReady, m.cfg.ConfDir, err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("%w in %s", ErrNotReady, m.cfg.ConfDir)
+	}
+	// ConfFiles sorts; the first loadable file wins, as in containerd and CRI-O.
+	var errs []error
+	for _, f := range files {
+		nets, err := loadFile(f)
+		if err == nil {
+			m.noteError("")
+			return nets, nil
+		}
+		errs = append(errs, err)
+	}
+	err = fmt.Errorf("%w in %s: %w", ErrNotReady, m.cfg.ConfDir, errors.Join(errs...))
+	m.noteError(err.Error())
+	return nil, err
+}
+
+func (m *Manager) noteError(msg string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if msg != "" && msg != m.lastError {
+		klog.ErrorS(nil, "CNI network configuration not usable", "reason", msg)
+	}
+	m.lastError = msg
+}
+
+// Ready reports whether a pod network can be set up now.
+func (m *Manager) Ready() error {
+	_, err := m.Network()
+	return err
+}
+
+func loadFile(path string) (*libcni.NetworkConfigList, error) {
+	if filepath.Ext(path) == ".conflist" {
+		l, err := libcni.ConfListFromFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", path, err)
+		}
+		if len(l.Plugins) == 0 {
+			return nil, fmt.Errorf("load %s: no plugins", path)
+		}
+		return l, nil
+	}
+	c, err := libcni.ConfFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	l, err := libcni.ConfListFromConf(c)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (m *Manager) installDefaultNetwork() error {
+	files, err := libcni.ConfFiles(m.cfg.ConfDir, []string{".conflist", ".conf", ".json"})
+	if err == nil && len(files) > 0 {
+		return nil
+	}
+	if err := os.MkdirAll(m.cfg.ConfDir, 0o755); err != nil {
+		return fmt.Errorf("create CNI conf dir: %w", err)
+	}
+	data, err := defaultNetwork(m.cfg.DefaultSubnet)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(m.cfg.ConfDir, DefaultNetworkFile)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("install default CNI network: %w", err)
+	}
+	klog.InfoS("Installed default CNI network", "path", path, "subnet", m.cfg.DefaultSubnet)
+	return nil
+}
+
+func parseSubnet(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, err
+	}
+	if !p.Addr().Is4() || p.Bits() > 30 {
+		return p, fmt.Errorf("%q: want an IPv4 prefix of /30 or wider", s)
+	}
+	return p.Masked(), nil
+}
+
+func defaultNetwork(subnet string) ([]byte, error) {
+	p, err := parseSubnet(subnet)
+	if err != nil {
+		return nil, fmt.Errorf("default_subnet: %w", err)
+	}
+	gw := p.Addr().Next()
+	return fmt.Appendf(nil, `{
+  "cniVersion": "1.0.0",
+  "name": "criserver",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "criserver0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "routes": [{ "dst": "0.0.0.0/0" }],
+        "ranges": [[{ "subnet": "%s", "gateway": "%s" }]]
+      }
+    },
+    { "type": "portmap", "capabilities": { "portMappings": true } },
+    { "type": "bandwidth", "capabilities": { "bandwidth": true } },
+    { "type": "firewall" }
+  ]
+}
+`, p, gw), nil
+}

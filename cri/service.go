@@ -1,0 +1,54 @@
+// Package cri serves the CRI RuntimeService and ImageService over gRPC: it
+// validates requests, maps them onto the packages that do the work, maps
+// their errors to gRPC codes, and keeps the in-memory index of pods and
+// containers that answers List and Status calls.
+package cri
+
+import (
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// RuntimeName is reported by Version.
+const RuntimeName = "criserver"
+
+// CgroupDriver names how pod and container cgroups are created.
+type CgroupDriver string
+
+const (
+	CgroupDriverCgroupfs CgroupDriver = "cgroupfs"
+	CgroupDriverSystemd  CgroupDriver = "systemd"
+)
+
+// NetworkStatus reports whether pod networking can be set up now.
+type NetworkStatus interface {
+	Ready() error
+}
+
+// Options wires the service to the packages that do the work.
+type Options struct {
+	Version      string
+	CgroupDriver CgroupDriver
+	Network      NetworkStatus
+}
+
+// Service implements runtime.RuntimeServiceServer and
+// runtime.ImageServiceServer. RPCs it does not implement yet answer
+// codes.Unimplemented through the embedded generated types.
+type Service struct {
+	runtime.UnimplementedRuntimeServiceServer
+	runtime.UnimplementedImageServiceServer
+
+	opts Options
+}
+
+// New returns a Service for opts.
+func New(opts Options) *Service {
+	return &Service{opts: opts}
+}
+
+// Register adds both CRI services to srv.
+func (s *Service) Register(srv *grpc.Server) {
+	runtime.RegisterRuntimeServiceServer(srv, s)
+	runtime.RegisterImageServiceServer(srv, s)
+}

@@ -1,0 +1,306 @@
+package oci
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// defaultMounts are the kernel filesystems every container gets, as
+// containerd sets them. /sys and /sys/fs/cgroup are read-only unless the
+// container is privileged.
+func defaultMounts(privileged bool) []specs.Mount {
+	sysOpt := "ro"
+	if privileged {
+		sysOpt = "rw"
+	}
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", sysOpt}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", sysOpt}},
+	}
+}
+
+// setMounts fills spec.Mounts: defaults, the pod's files, image volumes,
+// then the CRI mounts (which replace anything at the same destination).
+func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
+	sc := in.Config.GetLinux().GetSecurityContext()
+	criMounts, err := criMounts(s, in.Config.GetMounts(), in.RecursiveReadOnly, host)
+	if err != nil {
+		return err
+	}
+	taken := map[string]bool{}
+	for _, m := range criMounts {
+		taken[m.Destination] = true
+	}
+	var out []specs.Mount
+	add := func(m specs.Mount) {
+		if !taken[m.Destination] {
+			out = append(out, m)
+		}
+	}
+	for _, m := range defaultMounts(sc.GetPrivileged()) {
+		add(m)
+	}
+	for _, m := range sandboxMounts(in.Sandbox, sc.GetReadonlyRootfs()) {
+		add(m)
+	}
+	vols, dirs, err := imageVolumes(in, taken)
+	if err != nil {
+		return err
+	}
+	for _, m := range vols {
+		add(m)
+	}
+	res.Dirs = dirs
+	s.Mounts = append(out, criMounts...)
+	return nil
+}
+
+// sandboxMounts binds the pod's hosts, resolv.conf, hostname and shm.
+func sandboxMounts(sb SandboxInfo, readonlyRootfs bool) []specs.Mount {
+	fileOpts := []string{"rbind", "rprivate", "rw"}
+	if readonlyRootfs {
+		fileOpts = []string{"rbind", "rprivate", "ro"}
+	}
+	var out []specs.Mount
+	for _, f := range []struct{ dst, src string }{
+		{"/etc/hosts", sb.HostsPath},
+		{"/etc/resolv.conf", sb.ResolvConfPath},
+		{"/etc/hostname", sb.HostnamePath},
+	} {
+		if f.src != "" {
+			out = append(out, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: fileOpts})
+		}
+	}
+	switch {
+	case sb.ShmPath != "":
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: sb.ShmPath, Options: []string{"rbind", "rprivate", "rw"}})
+	case sb.HostIPC:
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "bind", Source: "/dev/shm", Options: []string{"rbind", "rprivate", "rw"}})
+	default:
+		out = append(out, specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}})
+	}
+	return out
+}
+
+// imageVolumes handles the image config's Volumes by policy; destinations
+// already covered by a CRI mount are skipped.
+func imageVolumes(in SpecInput, taken map[string]bool) ([]specs.Mount, []string, error) {
+	policy := in.ImageVolumes
+	if policy == "" {
+		policy = ImageVolumesMkdir
+	}
+	if policy == ImageVolumesIgnore || len(in.Image.Config.Volumes) == 0 {
+		return nil, nil, nil
+	}
+	vols := make([]string, 0, len(in.Image.Config.Volumes))
+	for v := range in.Image.Config.Volumes {
+		vols = append(vols, v)
+	}
+	sort.Strings(vols)
+	var mounts []specs.Mount
+	var dirs []string
+	for _, v := range vols {
+		dst := path.Clean("/" + v)
+		if taken[dst] || dst == "/" {
+			continue
+		}
+		switch policy {
+		case ImageVolumesMkdir:
+			p, err := securejoin.SecureJoin(in.ImageRootfs, dst)
+			if err != nil {
+				return nil, nil, fmt.Errorf("image volume %q: %w", v, err)
+			}
+			dirs = append(dirs, p)
+		case ImageVolumesBind:
+			if in.VolumeDir == "" {
+				return nil, nil, fmt.Errorf("image volume policy %q needs a volume directory", policy)
+			}
+			sum := sha256.Sum256([]byte(dst))
+			src := filepath.Join(in.VolumeDir, hex.EncodeToString(sum[:8]))
+			dirs = append(dirs, src)
+			mounts = append(mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "rw"}})
+		default:
+			return nil, nil, fmt.Errorf("unknown image volume policy %q", policy)
+		}
+	}
+	return mounts, dirs, nil
+}
+
+// MakeDirs creates the directories listed in r.Dirs that do not exist
+// yet, owned by the container's user so that it can write its volumes;
+// existing directories keep the owner the image gave them.
+func (r *Result) MakeDirs() error {
+	for _, d := range r.Dirs {
+		if _, err := os.Lstat(d); err == nil {
+			continue
+		}
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create volume dir: %w", err)
+		}
+		if err := os.Lchown(d, int(r.User.UID), int(r.User.GID)); err != nil {
+			return fmt.Errorf("chown volume dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// criMounts converts the CRI mounts, parents before children.
+func criMounts(s *specs.Spec, mounts []*runtime.Mount, rroSupported bool, host *HostInfo) ([]specs.Mount, error) {
+	var out []specs.Mount
+	seen := map[string]bool{}
+	for _, m := range mounts {
+		if m == nil {
+			continue
+		}
+		cm, err := criMount(s, m, rroSupported, host)
+		if err != nil {
+			return nil, err
+		}
+		if seen[cm.Destination] {
+			return nil, invalidf("duplicate mount destination %q", cm.Destination)
+		}
+		seen[cm.Destination] = true
+		out = append(out, cm)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return depth(out[i].Destination) < depth(out[j].Destination) })
+	return out, nil
+}
+
+func depth(p string) int {
+	if p == "/" {
+		return 0
+	}
+	return strings.Count(p, "/")
+}
+
+func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo) (specs.Mount, error) {
+	dst := m.GetContainerPath()
+	if dst == "" || !path.IsAbs(dst) || hasDotDot(dst) || strings.ContainsRune(dst, 0) {
+		return specs.Mount{}, invalidf("mount container path %q must be absolute and without '..'", dst)
+	}
+	dst = path.Clean(dst)
+	if m.GetImage() != nil && m.GetImage().GetImage() != "" && m.GetHostPath() == "" {
+		return specs.Mount{}, invalidf("image volume mount %q is not supported", dst)
+	}
+	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
+		return specs.Mount{}, invalidf("id-mapped mount %q is not supported", dst)
+	}
+	src := m.GetHostPath()
+	if src == "" || !filepath.IsAbs(src) || strings.ContainsRune(src, 0) {
+		return specs.Mount{}, invalidf("mount host path %q for %q must be absolute", src, dst)
+	}
+	// Bind the symlink's target, as the kubelet expects; a missing source
+	// is refused rather than created.
+	resolved, err := filepath.EvalSymlinks(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return specs.Mount{}, invalidf("mount source %q for %q does not exist", src, dst)
+	}
+	if err != nil {
+		return specs.Mount{}, invalidf("mount source %q for %q: %v", src, dst, err)
+	}
+	opts := []string{"rbind"}
+	switch m.GetPropagation() {
+	case runtime.MountPropagation_PROPAGATION_PRIVATE:
+		opts = append(opts, "rprivate")
+	case runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER:
+		if err := checkPropagation(host, resolved, false); err != nil {
+			return specs.Mount{}, err
+		}
+		opts = append(opts, "rslave")
+		if s.Linux.RootfsPropagation != "rshared" {
+			s.Linux.RootfsPropagation = "rslave"
+		}
+	case runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		if err := checkPropagation(host, resolved, true); err != nil {
+			return specs.Mount{}, err
+		}
+		opts = append(opts, "rshared")
+		s.Linux.RootfsPropagation = "rshared"
+	default:
+		return specs.Mount{}, invalidf("unknown mount propagation %v for %q", m.GetPropagation(), dst)
+	}
+	switch {
+	case m.GetRecursiveReadOnly():
+		if !m.GetReadonly() {
+			return specs.Mount{}, invalidf("recursive read-only mount %q must also be read-only", dst)
+		}
+		if m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE {
+			return specs.Mount{}, invalidf("recursive read-only mount %q needs private propagation", dst)
+		}
+		if !rroSupported {
+			return specs.Mount{}, invalidf("recursive read-only mount %q is not supported by the runtime on this host", dst)
+		}
+		opts = append(opts, "ro", "rro")
+	case m.GetReadonly():
+		opts = append(opts, "ro")
+	default:
+		opts = append(opts, "rw")
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts}, nil
+}
+
+func hasDotDot(p string) bool {
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// checkPropagation makes sure the mount holding source propagates events
+// (shared, or slave when wantShared is false); otherwise rslave/rshared
+// in the container would silently behave as private.
+func checkPropagation(host *HostInfo, source string, wantShared bool) error {
+	p := host.MountInfoPath
+	if p == "" {
+		p = "/proc/self/mountinfo"
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("read mount table: %w", err)
+	}
+	defer f.Close()
+	infos, err := mountinfo.GetMountsFromReader(f, mountinfo.ParentsFilter(source))
+	if err != nil {
+		return fmt.Errorf("parse mount table: %w", err)
+	}
+	var best *mountinfo.Info
+	for _, i := range infos {
+		if best == nil || len(i.Mountpoint) >= len(best.Mountpoint) {
+			best = i
+		}
+	}
+	if best == nil {
+		return fmt.Errorf("no mount found for %q", source)
+	}
+	shared, slave := false, false
+	for _, o := range strings.Fields(best.Optional) {
+		shared = shared || strings.HasPrefix(o, "shared:")
+		slave = slave || strings.HasPrefix(o, "master:")
+	}
+	if wantShared && !shared {
+		return invalidf("path %q is mounted on %q but it is not a shared mount (needed for bidirectional propagation)", source, best.Mountpoint)
+	}
+	if !wantShared && !shared && !slave {
+		return invalidf("path %q is mounted on %q but it is not a shared or slave mount (needed for host-to-container propagation)", source, best.Mountpoint)
+	}
+	return nil
+}
