@@ -15,6 +15,7 @@ import (
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/oci"
 )
 
 const defaultConfigPath = "/etc/criserver/config.toml"
@@ -35,8 +36,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight calls.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
 
-	CNI   cni.Config        `toml:"cni"`
-	Image imagestore.Config `toml:"image"`
+	CNI     cni.Config        `toml:"cni"`
+	Image   imagestore.Config `toml:"image"`
+	Runtime oci.Config        `toml:"runtime"`
 }
 
 func defaultConfig() Config {
@@ -48,6 +50,7 @@ func defaultConfig() Config {
 		ShutdownTimeout: 10 * time.Second,
 		CNI:             cni.DefaultConfig(),
 		Image:           imagestore.DefaultConfig(),
+		Runtime:         oci.DefaultConfig(),
 	}
 }
 
@@ -72,6 +75,7 @@ func (c *Config) validate() error {
 	}{
 		{"cni", c.CNI.Validate()},
 		{"image", c.Image.Validate()},
+		{"runtime", c.Runtime.Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
@@ -87,6 +91,7 @@ func (c *Config) fillDerived() {
 	if c.CNI.CacheDir == "" {
 		c.CNI.CacheDir = filepath.Join(c.State, "cni-cache")
 	}
+	c.Runtime.FillDerived(c.State)
 }
 
 // configFiles lists the main file and its drop-ins in the order they apply.
