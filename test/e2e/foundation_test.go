@@ -1,0 +1,241 @@
+package e2e
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+func TestVersion(t *testing.T) {
+	d := framework.StartDaemon(t)
+	v, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.RuntimeName != "criserver" || v.RuntimeApiVersion != "v1" || v.RuntimeVersion == "" {
+		t.Errorf("Version = %+v, want criserver, a version, v1", v)
+	}
+}
+
+func networkCondition(t *testing.T, d *framework.Daemon) *runtime.RuntimeCondition {
+	t.Helper()
+	st, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var network *runtime.RuntimeCondition
+	for _, c := range st.Status.Conditions {
+		switch c.Type {
+		case runtime.RuntimeReady:
+			if !c.Status {
+				t.Errorf("RuntimeReady false: %s %s", c.Reason, c.Message)
+			}
+		case runtime.NetworkReady:
+			network = c
+		}
+	}
+	if network == nil {
+		t.Fatalf("Status has no NetworkReady condition: %v", st.Status.Conditions)
+	}
+	return network
+}
+
+func TestStatusDefaultNetworkInstalled(t *testing.T) {
+	d := framework.StartDaemon(t)
+	if c := networkCondition(t, d); !c.Status {
+		t.Errorf("NetworkReady false with the built-in default network: %s %s", c.Reason, c.Message)
+	}
+	if _, err := os.Stat(filepath.Join(d.CNIConfDir, "10-criserver-bridge.conflist")); err != nil {
+		t.Errorf("default network not installed: %v", err)
+	}
+}
+
+func TestStatusNetworkFollowsConfDir(t *testing.T) {
+	d := framework.StartDaemon(t, framework.WithConfig("[cni]\ninstall_default_network = false\n"))
+	c := networkCondition(t, d)
+	if c.Status || c.Reason != "NetworkPluginNotReady" || c.Message == "" {
+		t.Fatalf("NetworkReady with an empty conf dir = %+v, want false, NetworkPluginNotReady, a message", c)
+	}
+	conf := `{"cniVersion":"1.0.0","name":"e2e","plugins":[{"type":"loopback"}]}`
+	if err := os.WriteFile(filepath.Join(d.CNIConfDir, "50-e2e.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c := networkCondition(t, d); !c.Status {
+		t.Errorf("NetworkReady after a config appeared = %+v, want true without restart", c)
+	}
+}
+
+func TestRuntimeConfigCgroupDriver(t *testing.T) {
+	for _, tc := range []struct {
+		config string
+		want   runtime.CgroupDriver
+	}{
+		{"", runtime.CgroupDriver_CGROUPFS},
+		{"cgroup_driver = \"systemd\"\n", runtime.CgroupDriver_SYSTEMD},
+	} {
+		d := framework.StartDaemon(t, framework.WithConfig(tc.config))
+		rc, err := d.Runtime.RuntimeConfig(framework.Ctx(t), &runtime.RuntimeConfigRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rc.GetLinux().GetCgroupDriver(); got != tc.want {
+			t.Errorf("config %q: cgroup driver %v, want %v", tc.config, got, tc.want)
+		}
+	}
+}
+
+func TestUnimplementedIsNotFaked(t *testing.T) {
+	d := framework.StartDaemon(t)
+	_, err := d.Runtime.CheckpointContainer(framework.Ctx(t), &runtime.CheckpointContainerRequest{ContainerId: "x"})
+	if status.Code(err) != codes.Unimplemented {
+		t.Errorf("CheckpointContainer: %v, want Unimplemented", err)
+	}
+}
+
+func TestPanicRecovered(t *testing.T) {
+	d := framework.StartDaemon(t, framework.WithEnv("CRISERVER_FAULT_PANIC_METHOD=/runtime.v1.RuntimeService/RuntimeConfig"))
+	_, err := d.Runtime.RuntimeConfig(framework.Ctx(t), &runtime.RuntimeConfigRequest{})
+	if status.Code(err) != codes.Internal {
+		t.Errorf("panicking RPC: %v, want Internal", err)
+	}
+	if _, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{}); err != nil {
+		t.Errorf("daemon not serving after a panic: %v", err)
+	}
+}
+
+func TestSocketPermissions(t *testing.T) {
+	d := framework.StartDaemon(t)
+	for path, want := range map[string]os.FileMode{d.Socket: 0o660, filepath.Dir(d.Socket): 0o700} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s mode %o, want %o", path, got, want)
+		}
+	}
+}
+
+func TestSecondDaemonRefused(t *testing.T) {
+	d := framework.StartDaemon(t)
+	bin, err := framework.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--config", d.ConfigPath, "--root", d.Root, "--state", d.State,
+		"--listen", d.Socket+"2", "--cni-conf-dir", d.CNIConfDir).CombinedOutput()
+	if err == nil {
+		t.Fatalf("second daemon on the same state started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "another criserver") {
+		t.Errorf("second daemon's message does not say why:\n%s", out)
+	}
+	if _, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{}); err != nil {
+		t.Errorf("first daemon hurt by the second: %v", err)
+	}
+}
+
+func TestGracefulStopAndStaleSocket(t *testing.T) {
+	d := framework.StartDaemon(t)
+	d.Stop(t)
+	if code := d.ExitCode(); code != 0 {
+		t.Errorf("exit status after SIGTERM = %d, want 0", code)
+	}
+	if _, err := os.Stat(d.Socket); !os.IsNotExist(err) {
+		t.Errorf("socket left after SIGTERM: %v", err)
+	}
+	d.Start(t)
+	d.Kill(t)
+	if _, err := os.Stat(d.Socket); err != nil {
+		t.Fatalf("kill -9 should leave the socket file behind for this test: %v", err)
+	}
+	d.Start(t) // a stale socket must not stop the next start
+	if _, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{}); err != nil {
+		t.Errorf("after restart over a stale socket: %v", err)
+	}
+}
+
+func TestConfigRefusesUnknownKey(t *testing.T) {
+	framework.Require(t)
+	bin, err := framework.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte("cgroup_drivr = \"systemd\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "--config", cfg, "--state", filepath.Join(dir, "state")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("daemon started with an unknown key:\n%s", out)
+	}
+	if !strings.Contains(string(out), "cgroup_drivr") || !strings.Contains(string(out), cfg) {
+		t.Errorf("message does not name the key and the file:\n%s", out)
+	}
+}
+
+func TestConfigSubcommandPrintsEffectiveConfig(t *testing.T) {
+	framework.Require(t)
+	bin, err := framework.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.MkdirAll(filepath.Join(dir, "config.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		cfg:                                         "cgroup_driver = \"systemd\"\n",
+		filepath.Join(dir, "config.d", "10-a.toml"): "cgroup_driver = \"cgroupfs\"\n",
+	}
+	for p, body := range files {
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(bin, "config", "--config", cfg, "--root", "/srv/criserver").CombinedOutput()
+	if err != nil {
+		t.Fatalf("criserver config: %v\n%s", err, out)
+	}
+	for _, want := range []string{`cgroup_driver = "cgroupfs"`, `root = "/srv/criserver"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("effective config lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+func TestMetricsServed(t *testing.T) {
+	addr := "127.0.0.1:" + freePort(t)
+	d := framework.StartDaemon(t, framework.WithArgs("--metrics-address", addr))
+	if _, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		break
+	}
+	want := `criserver_grpc_request_duration_seconds_count{method="/runtime.v1.RuntimeService/Version"`
+	if !strings.Contains(body, want) {
+		t.Errorf("metrics lack %s:\n%.2000s", want, body)
+	}
+}

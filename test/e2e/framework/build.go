@@ -1,0 +1,71 @@
+package framework
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// buildTags match the Makefile's, plus fault injection for crash tests.
+const buildTags = "containers_image_openpgp,exclude_graphdriver_btrfs,exclude_graphdriver_devicemapper,faultinject"
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the criserver binary under test, building it once per
+// test process. CRISERVER_BINARY names a prebuilt one instead.
+func Binary() (string, error) {
+	buildOnce.Do(func() {
+		if p := os.Getenv("CRISERVER_BINARY"); p != "" {
+			binPath = p
+			return
+		}
+		binPath, buildErr = build()
+	})
+	return binPath, buildErr
+}
+
+func build() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "criserver-bin-")
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "criserver")
+	cmd := exec.Command(goTool(), "build", "-tags", buildTags, "-o", out, "./cmd/criserver")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build criserver: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// ModuleRoot is the directory holding the project's go.mod.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command(goTool(), "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("not inside the criserver module")
+	}
+	return filepath.Dir(mod), nil
+}
