@@ -1,0 +1,113 @@
+package oci
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ExitStatus is how a container ended, from conmon's exit file.
+type ExitStatus struct {
+	// Code is the exit code; 128+N when a signal N killed the process.
+	Code int32
+	// FinishedAt is when conmon wrote the exit file.
+	FinishedAt time.Time
+	// OOMKilled tells that the kernel's OOM killer acted in the
+	// container's cgroup.
+	OOMKilled bool
+}
+
+// Exited returns the container's exit status, or ok=false while it runs
+// (or before it was created).
+func (r *Runtime) Exited(id, cgroupsPath string) (st ExitStatus, ok bool, err error) {
+	f := r.exitFile(id)
+	fi, err := os.Stat(f)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return ExitStatus{}, false, nil
+		}
+		return ExitStatus{}, false, err
+	}
+	b, err := os.ReadFile(f)
+	if err != nil {
+		return ExitStatus{}, false, err
+	}
+	code, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return ExitStatus{}, false, fmt.Errorf("exit file %s: %q is not an exit code", f, b)
+	}
+	st = ExitStatus{Code: int32(code), FinishedAt: fi.ModTime(), OOMKilled: r.oomKilled(id, cgroupsPath)}
+	return st, true, nil
+}
+
+// oomKilled tells whether conmon saw an OOM event (its "oom" marker in the
+// bundle) or the memory cgroup counted an OOM kill. The cgroup survives the
+// container's exit until the runtime deletes it.
+func (r *Runtime) oomKilled(id, cgroupsPath string) bool {
+	if _, err := os.Stat(filepath.Join(r.BundleDir(id), "oom")); err == nil {
+		return true
+	}
+	if cgroupsPath == "" {
+		return false
+	}
+	rel := CgroupRelPath(cgroupsPath)
+	// cgroup v1 memory controller: "oom_kill N" in memory.oom_control.
+	if n, ok := readKeyedCounter(filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control"), "oom_kill"); ok && n > 0 {
+		return true
+	}
+	// cgroup v2 (unified-only hosts): "oom_kill N" in memory.events.
+	if n, ok := readKeyedCounter(filepath.Join("/sys/fs/cgroup", rel, "memory.events"), "oom_kill"); ok && n > 0 {
+		return true
+	}
+	return false
+}
+
+// readKeyedCounter reads "key value" lines.
+func readKeyedCounter(file, key string) (uint64, bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == key {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
+// CgroupRelPath turns an OCI cgroupsPath into the cgroup's path below a
+// hierarchy's mount point: cgroupfs paths are used as they are; systemd
+// "slice:prefix:name" becomes the nested slices and "<prefix>-<name>.scope".
+func CgroupRelPath(cgroupsPath string) string {
+	parts := strings.Split(cgroupsPath, ":")
+	if len(parts) != 3 {
+		return path.Clean("/" + cgroupsPath)
+	}
+	return path.Join(expandSlice(parts[0]), parts[1]+"-"+parts[2]+".scope")
+}
+
+// expandSlice turns "a-b-c.slice" into "/a.slice/a-b.slice/a-b-c.slice",
+// the way systemd nests slices.
+func expandSlice(slice string) string {
+	name := strings.TrimSuffix(slice, ".slice")
+	if name == "" || name == "-" {
+		return "/"
+	}
+	var b strings.Builder
+	prefix := ""
+	for _, comp := range strings.Split(name, "-") {
+		if prefix != "" {
+			prefix += "-"
+		}
+		prefix += comp
+		b.WriteString("/" + prefix + ".slice")
+	}
+	return b.String()
+}
