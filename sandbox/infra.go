@@ -1,0 +1,102 @@
+package sandbox
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// InfraArgv0 is the argv[0] under which the daemon binary, re-executed
+// from /proc/self/exe, runs as a pod's infra process (see RunInfra).
+const InfraArgv0 = "criserver-infra"
+
+// RunInfra is the main of a pod's infra process: PID 1 of the pod's PID
+// namespace. It reaps the orphans the kernel hands it and ignores the
+// signals a container could send to end the pod's PID namespace; the
+// daemon ends it with SIGKILL. It never returns.
+func RunInfra() int {
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	children := make(chan os.Signal, 16)
+	signal.Notify(children, syscall.SIGCHLD)
+	for range children {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+	return 0
+}
+
+// startInfra starts the infra process of pod id in a new PID namespace,
+// inside the pod's network, IPC and UTS namespaces: it is forked from a
+// thread that joined them. exe is the binary to run ("" = /proc/self/exe).
+func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	var cmd *exec.Cmd
+	err := inNamespaces(ns, func() error {
+		cmd = &exec.Cmd{
+			Path: exe,
+			Args: []string{InfraArgv0, id},
+			Env:  []string{},
+			SysProcAttr: &syscall.SysProcAttr{
+				Cloneflags: syscall.CLONE_NEWPID,
+				Setsid:     true,
+			},
+		}
+		return cmd.Start()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("start infra process: %w", err)
+	}
+	// Reap it when it dies; after a daemon restart init does that instead.
+	go cmd.Wait()
+	return cmd.Process.Pid, nil
+}
+
+// infraAlive tells whether pid is still the infra process of pod id, and
+// not a process that reused its PID.
+func infraAlive(pid int, id string) bool {
+	if pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := bytes.Split(bytes.TrimRight(cmdline, "\x00"), []byte{0})
+	return len(args) == 2 && string(args[0]) == InfraArgv0 && string(args[1]) == id
+}
+
+// stopInfra kills the infra process of pod id and waits until it is gone,
+// so that its PID namespace and cgroup membership end with it.
+func stopInfra(pid int, id string) error {
+	if !infraAlive(pid, id) {
+		return nil
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill infra process %d: %w", pid, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for infraAlive(pid, id) {
+		if time.Now().After(deadline) {
+			klog.InfoS("Infra process still present after SIGKILL", "pod", id, "pid", pid)
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}

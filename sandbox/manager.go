@@ -1,0 +1,154 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/criserver/criserver/cni"
+	"github.com/criserver/criserver/oci"
+)
+
+// Network attaches pods to the pod network (cni.Manager).
+type Network interface {
+	Attach(ctx context.Context, pod cni.Pod) (cni.Result, error)
+	Detach(ctx context.Context, pod cni.Pod) error
+}
+
+// Options configures a Manager.
+type Options struct {
+	// Root holds the pod records and files (<root>/pods/<id>/).
+	Root string
+	// State holds the namespace pins (<state>/{netns,ipcns,utsns}/<id>) and
+	// the pod shm mounts (<state>/pods/<id>/shm).
+	State string
+	// CgroupDriver is oci.CgroupDriverCgroupfs or oci.CgroupDriverSystemd.
+	CgroupDriver string
+	Network      Network
+	// HasHandler tells whether a runtime handler is configured.
+	HasHandler func(name string) bool
+	// InfraBinary runs the infra process ("" = /proc/self/exe, which must
+	// call RunInfra when started as InfraArgv0).
+	InfraBinary string
+	// ShmSize of a pod's /dev/shm in bytes (0 = DefaultShmSize).
+	ShmSize int64
+	// HostResolvConf and HostHosts are the host's files ("" = /etc/...).
+	HostResolvConf, HostHosts string
+}
+
+// Manager runs the pod sandboxes of one daemon and keeps their index.
+type Manager struct {
+	opts Options
+
+	mu       sync.Mutex
+	pods     map[string]*Sandbox
+	byName   map[string]*reservation // metadata key → pod being made or made
+	podLocks map[string]*sync.Mutex  // per pod: serialises stop/remove
+}
+
+// reservation holds a metadata key while the pod is made, so that a retry
+// waits for the first call's outcome and then gets the same pod.
+type reservation struct {
+	done chan struct{}
+	id   string
+	err  error
+}
+
+// New loads the pod records under opts.Root and returns the Manager.
+func New(ctx context.Context, opts Options) (*Manager, error) {
+	if opts.ShmSize == 0 {
+		opts.ShmSize = DefaultShmSize
+	}
+	if opts.HostResolvConf == "" {
+		opts.HostResolvConf = "/etc/resolv.conf"
+	}
+	if opts.HostHosts == "" {
+		opts.HostHosts = "/etc/hosts"
+	}
+	if opts.CgroupDriver == "" {
+		opts.CgroupDriver = oci.CgroupDriverCgroupfs
+	}
+	if opts.HasHandler == nil {
+		opts.HasHandler = oci.DefaultConfig().HasHandler
+	}
+	m := &Manager{
+		opts:     opts,
+		pods:     map[string]*Sandbox{},
+		byName:   map[string]*reservation{},
+		podLocks: map[string]*sync.Mutex{},
+	}
+	for _, d := range []string{m.podsDir(), m.statePodsDir(), m.pinDir(nsNet), m.pinDir(nsIPC), m.pinDir(nsUTS)} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	if err := m.load(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) podsDir() string             { return filepath.Join(m.opts.Root, "pods") }
+func (m *Manager) podDir(id string) string     { return filepath.Join(m.podsDir(), id) }
+func (m *Manager) recordPath(id string) string { return filepath.Join(m.podDir(id), "sandbox.json") }
+func (m *Manager) statePodsDir() string        { return filepath.Join(m.opts.State, "pods") }
+func (m *Manager) shmPath(id string) string    { return filepath.Join(m.statePodsDir(), id, "shm") }
+func (m *Manager) pinDir(k nsKind) string      { return filepath.Join(m.opts.State, k.name+"ns") }
+func (m *Manager) pinPath(k nsKind, id string) string {
+	return filepath.Join(m.pinDir(k), id)
+}
+
+// Get returns a copy of pod id, or ErrNotFound.
+func (m *Manager) Get(id string) (*Sandbox, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.pods[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return s.clone(), nil
+}
+
+// List returns copies of every pod.
+func (m *Manager) List() []*Sandbox {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Sandbox, 0, len(m.pods))
+	for _, s := range m.pods {
+		out = append(out, s.clone())
+	}
+	return out
+}
+
+// podLock returns the lock that serialises changes to pod id.
+func (m *Manager) podLock(id string) *sync.Mutex {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := m.podLocks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		m.podLocks[id] = l
+	}
+	return l
+}
+
+// setState changes the state of a pod in the index.
+func (m *Manager) update(s *Sandbox) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.pods[s.ID]; ok {
+		m.pods[s.ID] = s.clone()
+	}
+}
+
+func newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}

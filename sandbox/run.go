@@ -1,0 +1,281 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/cni"
+)
+
+// metadataKey identifies a pod request as the kubelet retries it.
+func metadataKey(md *runtime.PodSandboxMetadata) string {
+	return md.GetName() + "_" + md.GetNamespace() + "_" + md.GetUid() + "_" + strconv.FormatUint(uint64(md.GetAttempt()), 10)
+}
+
+// Run makes a pod and returns it READY. A second call with the same
+// metadata (name, namespace, uid, attempt) returns the first call's pod,
+// waiting for it if it is still being made. On failure everything made for
+// the pod is undone.
+func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handler string) (*Sandbox, error) {
+	if err := m.validate(cfg, handler); err != nil {
+		return nil, err
+	}
+	key := metadataKey(cfg.GetMetadata())
+	for {
+		m.mu.Lock()
+		r, ok := m.byName[key]
+		if !ok {
+			r = &reservation{done: make(chan struct{}), id: newID()}
+			m.byName[key] = r
+			m.mu.Unlock()
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if r.err == nil {
+			return m.Get(r.id)
+		}
+		// The first call failed and released the key: try afresh.
+	}
+	m.mu.Lock()
+	r := m.byName[key]
+	m.mu.Unlock()
+
+	sb, err := m.create(context.WithoutCancel(ctx), r.id, cfg, handler)
+	m.mu.Lock()
+	if err != nil {
+		r.err = err
+		delete(m.byName, key)
+	} else {
+		m.pods[sb.ID] = sb.clone()
+	}
+	m.mu.Unlock()
+	close(r.done)
+	if err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
+
+// create makes every part of the pod in order, and undoes them all on
+// failure. A record marked incomplete is written first, so that a daemon
+// that dies midway cleans the pod up at its next start.
+func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandboxConfig, handler string) (sb *Sandbox, err error) {
+	start := time.Now()
+	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	sb = &Sandbox{
+		ID:             id,
+		Config:         cfg,
+		RuntimeHandler: handler,
+		CreatedAt:      start,
+		State:          StateNotReady,
+		HostNetwork:    nso.GetNetwork() == runtime.NamespaceMode_NODE,
+		HostIPC:        nso.GetIpc() == runtime.NamespaceMode_NODE,
+		HostPID:        nso.GetPid() == runtime.NamespaceMode_NODE,
+		Hostname:       cfg.GetHostname(),
+	}
+	if sb.HostNetwork {
+		if sb.Hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("read host name: %w", err)
+		}
+	} else if sb.Hostname == "" {
+		sb.Hostname = truncate(cfg.GetMetadata().GetName(), 63)
+	}
+	if err := os.MkdirAll(m.podDir(id), 0o755); err != nil {
+		return nil, fmt.Errorf("create pod dir: %w", err)
+	}
+	if err := m.writeRecord(sb, true); err != nil {
+		os.RemoveAll(m.podDir(id))
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			if terr := m.teardown(ctx, sb); terr != nil {
+				klog.ErrorS(terr, "Cleaning up after a failed RunPodSandbox", "pod", id)
+			}
+		}
+	}()
+	steps := []struct {
+		name string
+		fn   func(context.Context, *Sandbox) error
+	}{
+		{"cgroup", m.setupCgroup},
+		{"namespaces", m.setupNamespaces},
+		{"shm", m.setupShm},
+		{"network", m.setupNetwork},
+		{"files", m.setupFiles},
+		{"sysctls", m.setupSysctls},
+		{"infra", m.setupInfra},
+	}
+	for _, st := range steps {
+		if err := st.fn(ctx, sb); err != nil {
+			return nil, fmt.Errorf("run pod %s (%s/%s): %w", id, cfg.GetMetadata().GetNamespace(), cfg.GetMetadata().GetName(), err)
+		}
+	}
+	sb.State = StateReady
+	if err := m.writeRecord(sb, false); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Pod sandbox ready", "pod", id, "name", cfg.GetMetadata().GetName(), "namespace", cfg.GetMetadata().GetNamespace(), "ips", sb.IPs, "took", time.Since(start))
+	return sb, nil
+}
+
+func (m *Manager) setupCgroup(_ context.Context, sb *Sandbox) error {
+	cg, err := podCgroup(m.opts.CgroupDriver, sb.Config.GetLinux().GetCgroupParent(), sb.ID)
+	if err != nil {
+		return err
+	}
+	fsPath := cgroupFSPath(m.opts.CgroupDriver, cg)
+	created := !cgroupExists(fsPath)
+	if err := createCgroup(fsPath, sb.Config.GetLinux().GetResources()); err != nil {
+		if created {
+			deleteCgroup(fsPath)
+		}
+		return err
+	}
+	sb.CgroupParent, sb.CgroupCreated = cg, created
+	return nil
+}
+
+func (m *Manager) setupNamespaces(_ context.Context, sb *Sandbox) error {
+	var pins []nsPin
+	if !sb.HostNetwork {
+		pins = append(pins, nsPin{nsNet, m.pinPath(nsNet, sb.ID)}, nsPin{nsUTS, m.pinPath(nsUTS, sb.ID)})
+	}
+	if !sb.HostIPC {
+		pins = append(pins, nsPin{nsIPC, m.pinPath(nsIPC, sb.ID)})
+	}
+	if err := createNamespaces(pins, sb.Hostname); err != nil {
+		return err
+	}
+	for _, p := range pins {
+		switch p.kind {
+		case nsNet:
+			sb.NetNSPath = p.path
+		case nsIPC:
+			sb.IPCNSPath = p.path
+		case nsUTS:
+			sb.UTSNSPath = p.path
+		}
+	}
+	return nil
+}
+
+func (m *Manager) setupShm(_ context.Context, sb *Sandbox) error {
+	if sb.HostIPC {
+		return nil
+	}
+	p := m.shmPath(sb.ID)
+	sb.ShmPath = p // set first: teardown removes the dir even if the mount failed
+	return mountShm(p, m.opts.ShmSize)
+}
+
+func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox) error {
+	if sb.HostNetwork {
+		return nil
+	}
+	pod, err := m.cniPod(sb)
+	if err != nil {
+		return err
+	}
+	res, err := m.opts.Network.Attach(ctx, pod)
+	if err != nil {
+		return err
+	}
+	sb.IPs = res.IPs
+	return nil
+}
+
+func (m *Manager) cniPod(sb *Sandbox) (cni.Pod, error) {
+	cfg := sb.Config
+	pms, err := portMappings(cfg.GetPortMappings())
+	if err != nil {
+		return cni.Pod{}, err
+	}
+	bw, err := bandwidth(cfg.GetAnnotations())
+	if err != nil {
+		return cni.Pod{}, err
+	}
+	pod := cni.Pod{
+		ID:           sb.ID,
+		Name:         cfg.GetMetadata().GetName(),
+		Namespace:    cfg.GetMetadata().GetNamespace(),
+		UID:          cfg.GetMetadata().GetUid(),
+		NetNS:        sb.NetNSPath,
+		PortMappings: pms,
+		Bandwidth:    bw,
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		pod.DNS = &cni.DNS{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
+	}
+	return pod, nil
+}
+
+func (m *Manager) setupFiles(_ context.Context, sb *Sandbox) error {
+	dir := m.podDir(sb.ID)
+	resolv, err := resolvConf(sb.Config.GetDnsConfig(), m.opts.HostResolvConf)
+	if err != nil {
+		return err
+	}
+	hosts, err := hostsFile(sb.HostNetwork, m.opts.HostHosts, sb.Hostname, sb.IPs)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		path *string
+		name string
+		data []byte
+	}{
+		{&sb.HostnamePath, "hostname", []byte(sb.Hostname + "\n")},
+		{&sb.ResolvConfPath, "resolv.conf", resolv},
+		{&sb.HostsPath, "hosts", hosts},
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if err := writePodFile(p, f.data); err != nil {
+			return err
+		}
+		*f.path = p
+	}
+	return nil
+}
+
+func (m *Manager) setupSysctls(_ context.Context, sb *Sandbox) error {
+	return applySysctls(sb.Config.GetLinux().GetSysctls(), sb.NetNSPath, sb.IPCNSPath)
+}
+
+// setupInfra starts the infra process when the pod shares one PID
+// namespace among its containers.
+func (m *Manager) setupInfra(_ context.Context, sb *Sandbox) error {
+	if sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtime.NamespaceMode_POD {
+		return nil
+	}
+	pid, err := startInfra(m.opts.InfraBinary, sb.ID, map[nsKind]string{nsNet: sb.NetNSPath, nsIPC: sb.IPCNSPath, nsUTS: sb.UTSNSPath})
+	if err != nil {
+		return err
+	}
+	sb.InfraPID = pid
+	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
+	if err := addToCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), pid); err != nil {
+		return fmt.Errorf("move infra process into the pod cgroup: %w", err)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

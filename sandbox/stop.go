@@ -1,0 +1,114 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"k8s.io/klog/v2"
+)
+
+// Stop ends the pod's infra process, detaches it from the network and
+// unmounts its shm; the pod becomes NOTREADY. Its containers must already
+// be stopped. Stop of an unknown or stopped pod succeeds.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	l := m.podLock(id)
+	l.Lock()
+	defer l.Unlock()
+	sb, err := m.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err := m.stop(ctx, sb); err != nil {
+		return err
+	}
+	if sb.State != StateNotReady {
+		sb.State = StateNotReady
+		if err := m.writeRecord(sb, false); err != nil {
+			return err
+		}
+	}
+	m.update(sb)
+	return nil
+}
+
+// stop undoes what a stopped pod no longer needs. Every step is safe to
+// repeat, so a Stop that failed midway can be retried.
+func (m *Manager) stop(ctx context.Context, sb *Sandbox) error {
+	if err := stopInfra(sb.InfraPID, sb.ID); err != nil {
+		return err
+	}
+	if !sb.HostNetwork && m.opts.Network != nil {
+		pod, err := m.cniPod(sb)
+		if err != nil {
+			return err
+		}
+		if err := m.opts.Network.Detach(ctx, pod); err != nil {
+			return fmt.Errorf("stop pod %s: %w", sb.ID, err)
+		}
+	}
+	if err := unmountShm(sb.ShmPath); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Remove stops the pod if needed and removes its namespaces, files, cgroup
+// and record. Its containers must already be removed. Remove of an unknown
+// pod succeeds.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	l := m.podLock(id)
+	l.Lock()
+	defer l.Unlock()
+	sb, err := m.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err := m.teardown(ctx, sb); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.pods, id)
+	delete(m.podLocks, id)
+	if r, ok := m.byName[metadataKey(sb.Metadata())]; ok && r.id == id {
+		delete(m.byName, metadataKey(sb.Metadata()))
+	}
+	m.mu.Unlock()
+	klog.InfoS("Pod sandbox removed", "pod", id)
+	return nil
+}
+
+// teardown removes everything of the pod, in the reverse order of create.
+// It continues past failures so as to leak as little as it can, and
+// reports them all.
+func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
+	var errs []error
+	if err := m.stop(ctx, sb); err != nil {
+		errs = append(errs, err)
+	}
+	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath} {
+		if err := unpinNamespace(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if sb.ShmPath != "" {
+		if err := os.RemoveAll(filepath.Dir(sb.ShmPath)); err != nil {
+			errs = append(errs, fmt.Errorf("remove pod state dir: %w", err))
+		}
+	}
+	if sb.CgroupCreated {
+		if err := deleteCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		// Keep the record: it is what a retried Remove works from.
+		return fmt.Errorf("remove pod %s: %w", sb.ID, errors.Join(errs...))
+	}
+	if err := os.RemoveAll(m.podDir(sb.ID)); err != nil {
+		return fmt.Errorf("remove pod %s files: %w", sb.ID, err)
+	}
+	return nil
+}
