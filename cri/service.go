@@ -7,6 +7,8 @@ package cri
 import (
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/sandbox"
 )
 
 // RuntimeName is reported by Version.
@@ -30,6 +32,8 @@ type Options struct {
 	Version      string
 	CgroupDriver CgroupDriver
 	Network      NetworkStatus
+	// Sandboxes runs the pod sandboxes and indexes them.
+	Sandboxes *sandbox.Manager
 }
 
 // Service implements runtime.RuntimeServiceServer and

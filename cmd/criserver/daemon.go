@@ -6,6 +6,7 @@ import (
 
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
+	"github.com/criserver/criserver/sandbox"
 )
 
 // newService builds the packages that do the work and the CRI service over
@@ -15,10 +16,21 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up CNI: %w", err)
 	}
+	sandboxes, err := sandbox.New(ctx, sandbox.Options{
+		Root:         cfg.Root,
+		State:        cfg.State,
+		CgroupDriver: cfg.CgroupDriver,
+		Network:      network,
+		HasHandler:   cfg.Runtime.HasHandler,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("load pod sandboxes: %w", err)
+	}
 	svc := cri.New(cri.Options{
 		Version:      version,
 		CgroupDriver: cri.CgroupDriver(cfg.CgroupDriver),
 		Network:      network,
+		Sandboxes:    sandboxes,
 	})
 	return svc, func() {}, nil
 }
