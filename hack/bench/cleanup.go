@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// cleanupHost removes whatever a daemon left on the host after it stopped:
+// processes, mounts (rootfs, netns, shm), its CNI bridge, pod cgroups, and
+// its root and state directories. It returns what it had to clean, so that
+// a leak is visible in the run's log.
+func cleanupHost(d *daemon, keepState bool) []string {
+	var found []string
+	found = append(found, killLeftovers(d)...)
+	found = append(found, unmountUnder(d.dir)...)
+	if d.bridge != "" {
+		if err := exec.Command("ip", "link", "show", d.bridge).Run(); err == nil {
+			// The bridge plugin never deletes its bridge; it is ours to remove.
+			if out, err := exec.Command("ip", "link", "del", d.bridge).CombinedOutput(); err != nil {
+				found = append(found, fmt.Sprintf("delete bridge %s: %v: %s", d.bridge, err, out))
+			}
+		}
+	}
+	found = append(found, removeCgroups(d.cgroupParent())...)
+	if d.name == rtContainerd {
+		// containerd 1.6 puts shim sockets under /run/containerd/s whatever
+		// its state dir; remove the dirs if that left them empty.
+		os.Remove("/run/containerd/s")
+		os.Remove("/run/containerd")
+	}
+	if !keepState {
+		for _, sub := range []string{"root", "state", "opt"} {
+			if err := os.RemoveAll(filepath.Join(d.dir, sub)); err != nil {
+				found = append(found, fmt.Sprintf("remove %s: %v", sub, err))
+			}
+		}
+	}
+	return found
+}
+
+// killLeftovers kills processes still in the daemon's pod cgroups, then
+// helpers whose command line names the daemon's directory.
+func killLeftovers(d *daemon) []string {
+	var found []string
+	self := os.Getpid()
+	for pass := 0; pass < 2; pass++ {
+		for _, p := range listProcs() {
+			if p.pid == self {
+				continue
+			}
+			hit := false
+			if pass == 0 {
+				for _, cg := range p.cgroups {
+					if strings.HasPrefix(cg, d.cgroupParent()+"/") {
+						hit = true
+					}
+				}
+			} else {
+				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.pid))
+				hit = strings.Contains(string(cmdline), d.dir+"/")
+			}
+			if hit {
+				found = append(found, fmt.Sprintf("killed leftover process %d (%s)", p.pid, p.comm))
+				syscall.Kill(p.pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return found
+}
+
+// unmountUnder detaches every mount at or below dir, deepest first.
+func unmountUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			mounts = append(mounts, mp)
+		}
+	}
+	slices.SortFunc(mounts, func(a, b string) int { return len(b) - len(a) })
+	var found []string
+	for _, mp := range mounts {
+		found = append(found, "unmounted leftover "+mp)
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			found = append(found, fmt.Sprintf("unmount %s: %v", mp, err))
+		}
+	}
+	return found
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for space...).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeCgroups removes the cgroup tree parent in every hierarchy, leaves
+// first. runc creates the pod level of the tree and leaves it behind.
+func removeCgroups(parent string) []string {
+	var found []string
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	for _, root := range roots {
+		top := filepath.Join(root, parent)
+		if _, err := os.Stat(top); err != nil {
+			continue
+		}
+		var dirs []string
+		filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
+			if err == nil && e.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		slices.Reverse(dirs)
+		for _, dir := range dirs {
+			if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				found = append(found, fmt.Sprintf("remove cgroup %s: %v", dir, err))
+			}
+		}
+	}
+	return found
+}
+
+// logLeftovers reports what cleanup found, as a warning for each.
+func logLeftovers(name string, found []string) {
+	for _, f := range found {
+		klog.InfoS("Cleanup", "runtime", name, "action", f)
+	}
+}

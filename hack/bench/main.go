@@ -1,0 +1,286 @@
+// Command bench drives criserver and containerd's CRI plugin through the
+// same workload, alternately and in the same run, and writes the figures
+// side by side: results.json and a Markdown table (results.md) with the
+// ratio criserver ÷ containerd.
+//
+// By default it sets everything up itself (make bench does this): a local
+// registry with images built from Debian packages, containerd with its own
+// dirs and socket, criserver likewise; then it stops both and removes what
+// they left. With -criserver-endpoint / -containerd-endpoint it drives
+// daemons that are already running instead.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+var termSignal = syscall.SIGTERM
+
+type options struct {
+	results          string
+	cache            string
+	criserverBin     string
+	criserverFlags   stringList
+	pauseSrc         string
+	runtimes         stringList
+	criserverSock    string
+	containerdSock   string
+	skip             stringList
+	iterations       int
+	execsPerCycle    int
+	parallel         int
+	parallelRounds   int
+	pullRounds       int
+	scalePods        int
+	containersPerPod int
+	listIterations   int
+	callTimeout      time.Duration
+	keepState        bool
+}
+
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.StringVar(&o.results, "results", "", "directory for results, logs and the daemons' dirs (required)")
+	fs.StringVar(&o.cache, "cache", "", "cache of built images and the debootstrap rootfs (default <results>/cache)")
+	fs.StringVar(&o.criserverBin, "criserver-bin", "bin/criserver", "criserver binary to start")
+	fs.Var(&o.criserverFlags, "criserver-flag", "extra criserver flag; repeatable")
+	fs.StringVar(&o.pauseSrc, "pause-src", "hack/images/pause.c", "source of containerd's pause process")
+	fs.Var(&o.runtimes, "runtimes", "runtimes to drive (default criserver,containerd)")
+	fs.StringVar(&o.criserverSock, "criserver-endpoint", "", "socket of a running criserver to drive instead of starting one")
+	fs.StringVar(&o.containerdSock, "containerd-endpoint", "", "socket of a running containerd to drive instead of starting one")
+	fs.Var(&o.skip, "skip", "phases to skip: cycle,parallel,pull,scale")
+	fs.IntVar(&o.iterations, "iterations", 30, "pod life cycles per runtime")
+	fs.IntVar(&o.execsPerCycle, "execs", 5, "ExecSync calls per cycle")
+	fs.IntVar(&o.parallel, "parallel", 20, "pods started at once in the parallel phase")
+	fs.IntVar(&o.parallelRounds, "parallel-rounds", 3, "rounds of the parallel phase")
+	fs.IntVar(&o.pullRounds, "pull-rounds", 3, "cold+warm pull rounds")
+	fs.IntVar(&o.scalePods, "scale-pods", 100, "pods in the scale phase")
+	fs.IntVar(&o.containersPerPod, "containers-per-pod", 5, "containers per pod at the scale phase's second level")
+	fs.IntVar(&o.listIterations, "list-iterations", 100, "calls of each List/Status RPC per level")
+	fs.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
+	fs.BoolVar(&o.keepState, "keep-state", false, "keep the daemons' root and state dirs")
+	klog.InitFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if o.results == "" {
+		return o, fmt.Errorf("-results is required")
+	}
+	if len(o.runtimes) == 0 {
+		o.runtimes = stringList{rtCriserver, rtContainerd}
+	}
+	for _, r := range o.runtimes {
+		if r != rtCriserver && r != rtContainerd {
+			return o, fmt.Errorf("-runtimes: unknown runtime %q", r)
+		}
+	}
+	var err error
+	if o.results, err = filepath.Abs(o.results); err != nil {
+		return o, err
+	}
+	if o.cache == "" {
+		o.cache = filepath.Join(o.results, "cache")
+	}
+	return o, nil
+}
+
+func main() {
+	opts, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts); err != nil {
+		klog.ErrorS(err, "Benchmark failed")
+		klog.Flush()
+		os.Exit(1)
+	}
+	klog.Flush()
+}
+
+func (o options) skipped(phase string) bool { return slices.Contains(o.skip, phase) }
+
+func run(ctx context.Context, opts options) error {
+	for _, dir := range []string{opts.results, opts.cache} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	rep := &report{
+		Started:  time.Now().UTC(),
+		Command:  strings.Join(os.Args, " "),
+		Machine:  describeMachine(),
+		Versions: toolVersions(),
+		Settings: map[string]any{
+			"iterations": opts.iterations, "execs_per_cycle": opts.execsPerCycle,
+			"parallel": opts.parallel, "parallel_rounds": opts.parallelRounds,
+			"pull_rounds": opts.pullRounds, "scale_pods": opts.scalePods,
+			"containers_per_pod": opts.containersPerPod, "list_iterations": opts.listIterations,
+		},
+	}
+	res := &results{}
+
+	reg, err := startRegistry(ctx, filepath.Join(opts.results, "registry"))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		reg.Stop()
+		os.RemoveAll(filepath.Join(opts.results, "registry", "storage"))
+	}()
+	klog.InfoS("Registry up", "addr", reg.Addr)
+	images, err := buildAndPush(ctx, reg, opts.cache, opts.pauseSrc, !opts.skipped("pull"))
+	if err != nil {
+		return err
+	}
+	klog.InfoS("Images pushed", "busybox", images.Busybox, "big", images.Big, "bigBytes", images.BigSize)
+
+	w := &workload{opts: opts, res: res, images: images,
+		logRoot: filepath.Join(opts.results, "pod-logs"), runID: fmt.Sprintf("r%d", time.Now().Unix())}
+	defer func() {
+		for _, d := range w.daemons {
+			teardown(d, opts.keepState, w.runID)
+		}
+	}()
+	for _, name := range opts.runtimes {
+		d, err := setUp(ctx, opts, name, reg, images)
+		if err != nil {
+			// The other runtime's figures are still worth having.
+			klog.ErrorS(err, "Runtime unavailable; its figures are n/a", "runtime", name)
+			res.na("daemon RSS idle", unitMiB, name, "daemon did not start: "+err.Error())
+			continue
+		}
+		if v, err := d.rt.Version(ctx, ""); err == nil {
+			rep.Versions[name+" (CRI Version)"] = v.RuntimeName + " " + v.RuntimeVersion
+		}
+		w.daemons = append(w.daemons, d)
+	}
+	if len(w.daemons) == 0 {
+		return fmt.Errorf("no runtime to drive")
+	}
+	w.prepare(ctx)
+
+	phases := []struct {
+		name string
+		run  func(context.Context)
+	}{
+		{"cycle", w.cycles},
+		{"parallel", w.parallel},
+		{"pull", w.pulls},
+		{"scale", w.scale},
+	}
+	for _, p := range phases {
+		if opts.skipped(p.name) || ctx.Err() != nil {
+			continue
+		}
+		klog.InfoS("Phase", "name", p.name)
+		t := time.Now()
+		p.run(ctx)
+		klog.InfoS("Phase done", "name", p.name, "took", time.Since(t).Round(time.Millisecond))
+	}
+
+	rep.Figures = res.finish()
+	rep.Finished = time.Now().UTC()
+	if err := writeReport(opts.results, rep); err != nil {
+		return err
+	}
+	writeTable(os.Stdout, rep)
+	return ctx.Err()
+}
+
+// setUp starts (or connects to) one runtime.
+func setUp(ctx context.Context, opts options, name string, reg *registry, images benchImages) (*daemon, error) {
+	dir := filepath.Join(opts.results, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	external := map[string]string{rtCriserver: opts.criserverSock, rtContainerd: opts.containerdSock}[name]
+	if external != "" {
+		d := &daemon{name: name, socket: external, dir: dir}
+		return d, d.connect(ctx, opts.callTimeout)
+	}
+	switch name {
+	case rtContainerd:
+		return startContainerd(ctx, dir, reg, images.Pause, opts.callTimeout)
+	default:
+		bin, err := filepath.Abs(opts.criserverBin)
+		if err != nil {
+			return nil, err
+		}
+		return startCriserver(ctx, dir, bin, opts.callTimeout, opts.criserverFlags)
+	}
+}
+
+// prepare pulls the images every phase needs and records idle RSS.
+func (w *workload) prepare(ctx context.Context) {
+	for _, d := range w.daemons {
+		for _, ref := range []string{w.images.Busybox, w.images.Pause} {
+			if ref == w.images.Pause && d.name != rtContainerd {
+				continue
+			}
+			if err := pull(ctx, d, ref); err != nil {
+				klog.ErrorS(err, "Pre-pull failed", "runtime", d.name)
+			}
+		}
+		if v, err := daemonRSS(d); err != nil {
+			w.res.fail("daemon RSS idle", unitMiB, d.name, err)
+		} else {
+			w.res.add("daemon RSS idle", unitMiB, d.name, v)
+		}
+	}
+}
+
+// teardown removes every pod the runtime still has, stops it if the
+// harness started it, and cleans up the host after it.
+func teardown(d *daemon, keepState bool, runID string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if d.rt != nil {
+		filter := &runtime.PodSandboxFilter{LabelSelector: map[string]string{"criserver-bench": runID}}
+		if pods, err := d.rt.ListPodSandbox(ctx, filter); err == nil {
+			ids := make([]string, 0, len(pods))
+			for _, p := range pods {
+				ids = append(ids, p.Id)
+			}
+			if err := removePods(ctx, d, ids, 4); err != nil {
+				klog.ErrorS(err, "Removing pods at teardown", "runtime", d.name)
+			}
+		}
+	}
+	if d.proc == nil {
+		return // not ours: leave the daemon and its host state alone
+	}
+	d.stop()
+	logLeftovers(d.name, cleanupHost(d, keepState))
+}
+
+func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Figure names.
+const (
+	figRunPod        = "RunPodSandbox"
+	figCreateStart   = "CreateContainer+StartContainer"
+	figWholePod      = "whole pod start (pod + 1 container running)"
+	figExec          = "ExecSync `true`"
+	figStopRemoveCtr = "StopContainer+RemoveContainer"
+	figStopRemovePod = "StopPodSandbox+RemovePodSandbox"
+	unitMs           = "ms"
+	unitMiB          = "MiB"
+)
+
+// workload drives the daemons through the benchmark.
+type workload struct {
+	opts    options
+	res     *results
+	daemons []*daemon
+	images  benchImages
+	logRoot string
+	runID   string
+	seq     atomic.Int64
+}
+
+// ordered returns the daemons, first-to-run alternating with i so that
+// neither always runs on a machine the other has just warmed or loaded.
+func (w *workload) ordered(i int) []*daemon {
+	if i%2 == 0 || len(w.daemons) < 2 {
+		return w.daemons
+	}
+	out := make([]*daemon, len(w.daemons))
+	for j, d := range w.daemons {
+		out[len(out)-1-j] = d
+	}
+	return out
+}
+
+// nsOptions are the kubelet's defaults for a pod without host namespaces
+// or a shared PID namespace.
+func nsOptions() *runtime.NamespaceOption {
+	return &runtime.NamespaceOption{
+		Network: runtime.NamespaceMode_POD,
+		Pid:     runtime.NamespaceMode_CONTAINER,
+		Ipc:     runtime.NamespaceMode_POD,
+	}
+}
+
+// podConfig is a pod as the kubelet would send it for a BestEffort pod.
+func (w *workload) podConfig(d *daemon, tag string) (*runtime.PodSandboxConfig, error) {
+	n := w.seq.Add(1)
+	uid := fmt.Sprintf("%s-%s-%d", w.runID, d.name, n)
+	name := fmt.Sprintf("%s-%d", tag, n)
+	logDir := filepath.Join(w.logRoot, d.name, uid)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	return &runtime.PodSandboxConfig{
+		Metadata:     &runtime.PodSandboxMetadata{Name: name, Uid: uid, Namespace: "bench"},
+		Hostname:     name,
+		LogDirectory: logDir,
+		Labels:       map[string]string{"criserver-bench": w.runID},
+		Linux: &runtime.LinuxPodSandboxConfig{
+			CgroupParent:    d.cgroupParent() + "/pod" + uid,
+			SecurityContext: &runtime.LinuxSandboxSecurityContext{NamespaceOptions: nsOptions()},
+		},
+	}, nil
+}
+
+// containerConfig runs a shell that exits at once on SIGTERM, so that a
+// stop measures the runtime, not a grace period.
+func (w *workload) containerConfig(name string) *runtime.ContainerConfig {
+	return &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: w.images.Busybox},
+		Command:  []string{"sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"},
+		LogPath:  name + ".log",
+		Labels:   map[string]string{"criserver-bench": w.runID},
+		Linux: &runtime.LinuxContainerConfig{
+			Resources:       &runtime.LinuxContainerResources{CpuShares: 2, OomScoreAdj: 1000},
+			SecurityContext: &runtime.LinuxContainerSecurityContext{NamespaceOptions: nsOptions()},
+		},
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// startContainer creates and starts one container in a pod. The returned
+// ID is set whenever something was created, even if the start failed.
+func (w *workload) startContainer(ctx context.Context, d *daemon, podID string, pod *runtime.PodSandboxConfig, name string) (string, error) {
+	id, err := d.rt.CreateContainer(ctx, podID, w.containerConfig(name), pod)
+	if err != nil {
+		return "", fmt.Errorf("CreateContainer: %w", err)
+	}
+	if err := d.rt.StartContainer(ctx, id); err != nil {
+		return id, fmt.Errorf("StartContainer: %w", err)
+	}
+	return id, nil
+}
+
+// removePod stops and removes a pod, with whatever containers it has.
+func removePod(ctx context.Context, d *daemon, podID string) error {
+	if err := d.rt.StopPodSandbox(ctx, podID); err != nil {
+		return fmt.Errorf("StopPodSandbox: %w", err)
+	}
+	if err := d.rt.RemovePodSandbox(ctx, podID); err != nil {
+		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	return nil
+}
+
+// cycle runs one pod through its life, timing each step: run the pod,
+// create and start a container, exec in it, stop and remove the
+// container, stop and remove the pod.
+func (w *workload) cycle(ctx context.Context, d *daemon, record bool) {
+	add := func(fig string, v time.Duration) {
+		if record {
+			w.res.add(fig, unitMs, d.name, ms(v))
+		}
+	}
+	fail := func(fig string, err error) {
+		if record {
+			w.res.fail(fig, unitMs, d.name, err)
+		}
+	}
+	needs := func(step string, err error, figs ...string) {
+		why := fmt.Sprintf("needs %s, which failed: %v", step, err)
+		if isUnimplemented(err) {
+			why = fmt.Sprintf("needs %s: Unimplemented: %s", step, errMessage(err))
+		}
+		for _, f := range figs {
+			fail(f, errNA{why})
+		}
+	}
+
+	pod, err := w.podConfig(d, "cycle")
+	if err != nil {
+		fail(figRunPod, err)
+		return
+	}
+	t0 := time.Now()
+	podID, err := d.rt.RunPodSandbox(ctx, pod, "")
+	tPod := time.Since(t0)
+	if err != nil {
+		fail(figRunPod, err)
+		needs(figRunPod, err, figCreateStart, figWholePod, figExec, figStopRemoveCtr, figStopRemovePod)
+		return
+	}
+	add(figRunPod, tPod)
+
+	t1 := time.Now()
+	ctrID, err := w.startContainer(ctx, d, podID, pod, "c")
+	tCtr, tWhole := time.Since(t1), time.Since(t0)
+	if err != nil {
+		fail(figCreateStart, err)
+		needs(figCreateStart, err, figWholePod, figExec, figStopRemoveCtr)
+		if ctrID != "" {
+			d.rt.RemoveContainer(ctx, ctrID)
+		}
+	} else {
+		add(figCreateStart, tCtr)
+		add(figWholePod, tWhole)
+		w.execs(ctx, d, ctrID, add, fail)
+		t2 := time.Now()
+		err = d.rt.StopContainer(ctx, ctrID, 10)
+		if err == nil {
+			err = d.rt.RemoveContainer(ctx, ctrID)
+		}
+		if err != nil {
+			fail(figStopRemoveCtr, err)
+		} else {
+			add(figStopRemoveCtr, time.Since(t2))
+		}
+	}
+
+	t3 := time.Now()
+	if err := removePod(ctx, d, podID); err != nil {
+		fail(figStopRemovePod, err)
+		return
+	}
+	add(figStopRemovePod, time.Since(t3))
+}
+
+func (w *workload) execs(ctx context.Context, d *daemon, ctrID string, add func(string, time.Duration), fail func(string, error)) {
+	for range w.opts.execsPerCycle {
+		t := time.Now()
+		_, stderr, err := d.rt.ExecSync(ctx, ctrID, []string{"true"}, 30*time.Second)
+		if err != nil {
+			fail(figExec, fmt.Errorf("%w (stderr %q)", err, stderr))
+			if isUnimplemented(err) {
+				return
+			}
+			continue
+		}
+		add(figExec, time.Since(t))
+	}
+}
+
+// cycles warms each daemon up with one unrecorded cycle, then runs the
+// recorded ones, alternating the daemons.
+func (w *workload) cycles(ctx context.Context) {
+	for _, d := range w.daemons {
+		w.cycle(ctx, d, false)
+	}
+	for i := range w.opts.iterations {
+		for _, d := range w.ordered(i) {
+			if ctx.Err() != nil {
+				return
+			}
+			w.cycle(ctx, d, true)
+		}
+		klog.V(1).InfoS("Cycle done", "iteration", i+1, "of", w.opts.iterations)
+	}
+}
