@@ -106,9 +106,6 @@ func startContainerd(ctx context.Context, dir string, reg *registry, pauseRef st
 	if err != nil {
 		return nil, err
 	}
-	if err := d.connect(ctx, callTimeout); err != nil {
-		d.stop()
-		return nil, err
-	}
-	return d, nil
+	// On failure d is returned too: the caller cleans up what it made.
+	return d, d.connect(ctx, callTimeout)
 }

@@ -38,9 +38,6 @@ func startCriserver(ctx context.Context, dir, binary string, callTimeout time.Du
 	if err != nil {
 		return nil, err
 	}
-	if err := d.connect(ctx, callTimeout); err != nil {
-		d.stop()
-		return nil, err
-	}
-	return d, nil
+	// On failure d is returned too: the caller cleans up what it made.
+	return d, d.connect(ctx, callTimeout)
 }

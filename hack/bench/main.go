@@ -173,6 +173,9 @@ func run(ctx context.Context, opts options) error {
 	}()
 	for _, name := range opts.runtimes {
 		d, err := setUp(ctx, opts, name, reg, images)
+		if err != nil && d != nil {
+			teardown(d, opts.keepState, w.runID)
+		}
 		if err != nil {
 			// The other runtime's figures are still worth having.
 			klog.ErrorS(err, "Runtime unavailable; its figures are n/a", "runtime", name)

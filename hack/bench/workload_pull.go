@@ -10,15 +10,9 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// removeImage removes ref if present; absent is fine.
+// removeImage removes ref; absent is fine (the CRI makes RemoveImage
+// idempotent; NotFound is tolerated all the same).
 func removeImage(ctx context.Context, d *daemon, ref string) error {
-	st, err := d.img.ImageStatus(ctx, &runtime.ImageSpec{Image: ref}, false)
-	if err != nil {
-		return fmt.Errorf("ImageStatus %s: %w", ref, err)
-	}
-	if st.GetImage() == nil {
-		return nil
-	}
 	if err := d.img.RemoveImage(ctx, &runtime.ImageSpec{Image: ref}); err != nil && status.Code(err) != codes.NotFound {
 		return fmt.Errorf("RemoveImage %s: %w", ref, err)
 	}
