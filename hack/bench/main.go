@@ -179,7 +179,8 @@ func run(ctx context.Context, opts options) error {
 		if err != nil {
 			// The other runtime's figures are still worth having.
 			klog.ErrorS(err, "Runtime unavailable; its figures are n/a", "runtime", name)
-			res.na("daemon RSS idle", unitMiB, name, "daemon did not start: "+err.Error())
+			res.na("daemon RSS idle", unitMiB, name, "daemon did not start")
+			res.note(name, "daemon did not start: "+err.Error())
 			continue
 		}
 		if v, err := d.rt.Version(ctx, ""); err == nil {
@@ -212,6 +213,7 @@ func run(ctx context.Context, opts options) error {
 	}
 
 	rep.Figures = res.finish()
+	rep.Notes = res.notes
 	rep.Finished = time.Now().UTC()
 	if err := writeReport(opts.results, rep); err != nil {
 		return err
@@ -252,6 +254,7 @@ func (w *workload) prepare(ctx context.Context) {
 			}
 			if err := pull(ctx, d, ref); err != nil {
 				klog.ErrorS(err, "Pre-pull failed", "runtime", d.name)
+				w.res.note(d.name, "pre-pull failed, so containers of this image cannot be created: "+err.Error())
 			}
 		}
 		if v, err := daemonRSS(d); err != nil {

@@ -22,6 +22,7 @@ type report struct {
 	Versions map[string]string `json:"versions"`
 	Settings map[string]any    `json:"settings"`
 	Figures  []*figure         `json:"figures"`
+	Notes    []string          `json:"notes,omitempty"`
 }
 
 func writeReport(dir string, rep *report) error {
@@ -72,6 +73,12 @@ func writeTable(w io.Writer, rep *report) {
 	}
 	if len(notes) > 0 {
 		fmt.Fprintf(w, "\nNot measured or failed:\n\n%s\n", strings.Join(notes, "\n"))
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintf(w, "\nSet-up problems:\n\n")
+		for _, n := range rep.Notes {
+			fmt.Fprintf(w, "- %s\n", oneLine(n))
+		}
 	}
 }
 

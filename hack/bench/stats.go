@@ -44,6 +44,14 @@ type figure struct {
 type results struct {
 	mu      sync.Mutex
 	figures []*figure
+	notes   []string // set-up problems that explain n/a or failed figures
+}
+
+// note records a set-up problem of one runtime.
+func (r *results) note(rt, msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notes = append(r.notes, rt+": "+msg)
 }
 
 func (r *results) series(name, unit, rt string) *series {
