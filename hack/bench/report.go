@@ -47,8 +47,8 @@ func writeTable(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "Command: `%s`\n\n", rep.Command)
 	fmt.Fprintf(w, "Machine: %s\n\n", machineLine(rep.Machine))
 	fmt.Fprintf(w, "Versions: %s\n\n", joinMap(rep.Versions))
-	fmt.Fprintf(w, "| figure | unit | criserver median | criserver p99 | containerd median | containerd p99 | criserver ÷ containerd |\n")
-	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|\n")
+	fmt.Fprintf(w, "| figure | unit | criserver median | criserver p99 | containerd median | containerd p99 | criserver ÷ containerd | target |\n")
+	fmt.Fprintf(w, "|---|---|--:|--:|--:|--:|--:|---|\n")
 	for _, f := range rep.Figures {
 		cm, cp := cells(f.Runtimes[rtCriserver])
 		dm, dp := cells(f.Runtimes[rtContainerd])
@@ -56,7 +56,7 @@ func writeTable(w io.Writer, rep *report) {
 		if f.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *f.Ratio)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cm, cp, dm, dp, ratio)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cm, cp, dm, dp, ratio, targetCell(f))
 	}
 	var notes []string
 	for _, f := range rep.Figures {

@@ -59,3 +59,20 @@ func TestResultsRatioAndNA(t *testing.T) {
 		t.Errorf("d = %+v, want n/a with reason", d)
 	}
 }
+
+func TestTargetCell(t *testing.T) {
+	r := &results{}
+	r.add(figWholePod, unitMs, rtCriserver, 40)
+	r.add(figWholePod, unitMs, rtContainerd, 100)
+	r.add(figCreateStart, unitMs, rtCriserver, 90)
+	r.add(figCreateStart, unitMs, rtContainerd, 100)
+	r.add("ListContainers @ 500 containers", unitMs, rtCriserver, 7)
+	r.add(figExec, unitMs, rtCriserver, 1)
+	figs := r.finish()
+	want := []string{"ratio ≤ 0.5: met", "ratio ≤ 0.7: missed", "criserver p99 < 5 ms: missed", ""}
+	for i, f := range figs {
+		if got := targetCell(f); got != want[i] {
+			t.Errorf("targetCell(%s) = %q, want %q", f.Name, got, want[i])
+		}
+	}
+}
