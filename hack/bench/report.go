@@ -85,7 +85,7 @@ func writeTable(w io.Writer, rep *report) {
 func cells(s *series) (median, p99 string) {
 	switch {
 	case s == nil:
-		return "—", "—"
+		return "n/a", "n/a"
 	case s.Median != nil:
 		return format(*s.Median), format(*s.P99)
 	case s.NA != "":

@@ -68,6 +68,18 @@ func (r *results) series(name, unit, rt string) *series {
 	return f.Runtimes[rt]
 }
 
+// declare fixes a figure's place in the table before any sample arrives.
+func (r *results) declare(name, unit string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.figures {
+		if f.Name == name {
+			return
+		}
+	}
+	r.figures = append(r.figures, &figure{Name: name, Unit: unit, Runtimes: map[string]*series{}})
+}
+
 // add records one sample.
 func (r *results) add(name, unit, rt string, v float64) {
 	r.mu.Lock()

@@ -31,13 +31,14 @@ func TestPercentile(t *testing.T) {
 
 func TestResultsRatioAndNA(t *testing.T) {
 	r := &results{}
+	r.declare("a", unitMs)
+	r.add("b", unitMs, rtContainerd, 1)
 	r.add("a", unitMs, rtCriserver, 1)
 	r.add("a", unitMs, rtCriserver, 3)
 	r.add("a", unitMs, rtCriserver, 2)
 	r.add("a", unitMs, rtContainerd, 4)
 	unimpl := fmt.Errorf("CreateContainer: %w", status.Error(codes.Unimplemented, "not yet"))
 	r.fail("b", unitMs, rtCriserver, unimpl)
-	r.add("b", unitMs, rtContainerd, 1)
 	r.fail("c", unitMs, rtCriserver, errors.New("boom"))
 	r.fail("d", unitMs, rtCriserver, naf("needs %s", "x"))
 
