@@ -49,6 +49,7 @@ type options struct {
 	listIterations   int
 	callTimeout      time.Duration
 	keepState        bool
+	cleanupOnly      bool
 }
 
 type stringList []string
@@ -86,6 +87,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.listIterations, "list-iterations", 100, "calls of each List/Status RPC per level")
 	fs.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the daemons' root and state dirs")
+	fs.BoolVar(&o.cleanupOnly, "cleanup", false, "only remove what a killed run left in -results (processes, mounts, bridges, cgroups), then exit")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -134,6 +136,12 @@ func run(ctx context.Context, opts options) error {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
+	}
+	// A run that was killed leaves its daemons, pods and mounts behind;
+	// clear them before starting anew.
+	cleanupStale(opts)
+	if opts.cleanupOnly {
+		return nil
 	}
 	rep := &report{
 		Started:  time.Now().UTC(),
@@ -287,6 +295,24 @@ func teardown(d *daemon, keepState bool, runID string) {
 	}
 	d.stop()
 	logLeftovers(d.name, cleanupHost(d, keepState))
+}
+
+// cleanupStale removes what an earlier run in the same results dir left.
+func cleanupStale(opts options) {
+	stubs := []*daemon{
+		{name: rtCriserver, dir: filepath.Join(opts.results, rtCriserver), bridge: criserverNetwork.bridge},
+		{name: rtContainerd, dir: filepath.Join(opts.results, rtContainerd), bridge: containerdNetwork.bridge},
+		{name: "registry", dir: filepath.Join(opts.results, "registry")},
+	}
+	for _, d := range stubs {
+		if _, err := os.Stat(d.dir); err != nil {
+			continue
+		}
+		if external := map[string]string{rtCriserver: opts.criserverSock, rtContainerd: opts.containerdSock}[d.name]; external != "" {
+			continue // a daemon the harness does not own
+		}
+		logLeftovers(d.name, cleanupHost(d, opts.keepState))
+	}
 }
 
 func sortedKeys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
