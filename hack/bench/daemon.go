@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
@@ -31,7 +35,24 @@ type daemon struct {
 
 	imgCloser interface{ Close(context.Context) error }
 	imgConn   *grpc.ClientConn
+
+	timeouts atomic.Int32 // calls that ran out of time; see hung
 }
+
+// maxTimeouts is how many timed-out calls make a daemon count as hung: the
+// rest of the run skips it rather than wait out every call.
+const maxTimeouts = 3
+
+// noteErr counts err if it is a timeout.
+func (d *daemon) noteErr(err error) {
+	if status.Code(err) == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+		if d.timeouts.Add(1) == maxTimeouts {
+			klog.ErrorS(err, "Daemon counts as hung; skipping it from now on", "runtime", d.name)
+		}
+	}
+}
+
+func (d *daemon) hung() bool { return d.timeouts.Load() >= maxTimeouts }
 
 // imageService is the part of the image API the workload calls.
 type imageService interface {

@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
@@ -119,7 +120,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The kubelet's client logs every failed call; the report has them
+	// already, so its log goes nowhere.
+	ctx := klog.NewContext(context.Background(), logr.Discard())
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, opts); err != nil {
 		klog.ErrorS(err, "Benchmark failed")

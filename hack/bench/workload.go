@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -37,13 +38,16 @@ type workload struct {
 
 // ordered returns the daemons, first-to-run alternating with i so that
 // neither always runs on a machine the other has just warmed or loaded.
+// A daemon that hung is left out.
 func (w *workload) ordered(i int) []*daemon {
-	if i%2 == 0 || len(w.daemons) < 2 {
-		return w.daemons
+	var out []*daemon
+	for _, d := range w.daemons {
+		if !d.hung() {
+			out = append(out, d)
+		}
 	}
-	out := make([]*daemon, len(w.daemons))
-	for j, d := range w.daemons {
-		out[len(out)-1-j] = d
+	if i%2 == 1 {
+		slices.Reverse(out)
 	}
 	return out
 }
@@ -131,6 +135,7 @@ func (w *workload) cycle(ctx context.Context, d *daemon, record bool) {
 		}
 	}
 	fail := func(fig string, err error) {
+		d.noteErr(err)
 		if record {
 			w.res.fail(fig, unitMs, d.name, err)
 		}

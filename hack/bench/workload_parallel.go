@@ -28,10 +28,12 @@ func (w *workload) startPod(ctx context.Context, d *daemon, tag string) startedP
 	p.id, err = d.rt.RunPodSandbox(ctx, pod, "")
 	if err != nil {
 		p.err = fmt.Errorf("RunPodSandbox: %w", err)
+		d.noteErr(err)
 		return p
 	}
 	p.ctrID, p.err = w.startContainer(ctx, d, p.id, pod, "c")
 	p.took = time.Since(t)
+	d.noteErr(p.err)
 	return p
 }
 

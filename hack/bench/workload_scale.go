@@ -30,6 +30,9 @@ func (w *workload) scale(ctx context.Context) {
 	states := map[string]*scaleState{}
 	for _, d := range w.daemons {
 		states[d.name] = &scaleState{}
+		if d.hung() {
+			states[d.name].broken = fmt.Errorf("skipped: %s timed out repeatedly earlier", d.name)
+		}
 	}
 	defer w.scaleDown(ctx, states)
 
@@ -47,6 +50,7 @@ func (w *workload) scale(ctx context.Context) {
 			}
 			id, err := d.rt.RunPodSandbox(ctx, pod, "")
 			if err != nil {
+				d.noteErr(err)
 				st.broken = fmt.Errorf("RunPodSandbox: %w", err)
 				continue
 			}
@@ -154,10 +158,14 @@ func (w *workload) measureHelpers(ctx context.Context, states map[string]*scaleS
 	figRSS := "helper processes per pod, RSS, " + label
 	figN := "helper processes per pod, count, " + label
 	unitN := "processes"
+	figs := []struct{ name, unit string }{{figPSS, unitMiB}, {figRSS, unitMiB}, {figN, unitN}}
+	for _, f := range figs {
+		w.res.declare(f.name, f.unit)
+	}
 	for _, d := range w.daemons {
 		if why := brokenReason(states[d.name]); why != "" {
-			for fig, unit := range map[string]string{figPSS: unitMiB, figRSS: unitMiB, figN: unitN} {
-				w.res.na(fig, unit, d.name, why)
+			for _, f := range figs {
+				w.res.na(f.name, f.unit, d.name, why)
 			}
 			continue
 		}
@@ -170,8 +178,8 @@ func (w *workload) measureHelpers(ctx context.Context, states map[string]*scaleS
 			m, err = memoryOf(pids)
 		}
 		if err != nil {
-			for fig, unit := range map[string]string{figPSS: unitMiB, figRSS: unitMiB, figN: unitN} {
-				w.res.fail(fig, unit, d.name, err)
+			for _, f := range figs {
+				w.res.fail(f.name, f.unit, d.name, err)
 			}
 			continue
 		}
@@ -245,6 +253,7 @@ func (w *workload) measureLists(ctx context.Context, states map[string]*scaleSta
 				}
 				t := time.Now()
 				if err := c.call(ctx, d, st); err != nil {
+					d.noteErr(err)
 					w.res.fail(fig, unitMs, d.name, err)
 					continue
 				}
