@@ -51,6 +51,7 @@ type options struct {
 	callTimeout      time.Duration
 	keepState        bool
 	cleanupOnly      bool
+	registryPort     int
 }
 
 type stringList []string
@@ -88,6 +89,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.listIterations, "list-iterations", 100, "calls of each List/Status RPC per level")
 	fs.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the daemons' root and state dirs")
+	fs.IntVar(&o.registryPort, "registry-port", 0, "port of the local registry on 127.0.0.1 (0: a free one); fix it for daemons given by -*-endpoint")
 	fs.BoolVar(&o.cleanupOnly, "cleanup", false, "only remove what a killed run left in -results (processes, mounts, bridges, cgroups), then exit")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -161,7 +163,7 @@ func run(ctx context.Context, opts options) error {
 	}
 	res := &results{}
 
-	reg, err := startRegistry(ctx, filepath.Join(opts.results, "registry"))
+	reg, err := startRegistry(ctx, filepath.Join(opts.results, "registry"), opts.registryPort)
 	if err != nil {
 		return err
 	}

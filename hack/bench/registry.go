@@ -22,10 +22,13 @@ type registry struct {
 	proc *process
 }
 
-func startRegistry(ctx context.Context, dir string) (*registry, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+// startRegistry listens on port, or on a free one when port is 0.
+func startRegistry(ctx context.Context, dir string, port int) (*registry, error) {
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	r := &registry{Addr: fmt.Sprintf("127.0.0.1:%d", port), dir: dir}
 	storage := filepath.Join(dir, "storage")
