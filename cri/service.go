@@ -5,9 +5,13 @@
 package cri
 
 import (
+	"sync"
+
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
 )
 
@@ -34,6 +38,13 @@ type Options struct {
 	Network      NetworkStatus
 	// Sandboxes runs the pod sandboxes and indexes them.
 	Sandboxes *sandbox.Manager
+	// Images holds the images and the containers' writable layers.
+	Images *imagestore.Store
+	// Runtime runs containers (runc/crun under conmon).
+	Runtime *oci.Runtime
+	// Root is the daemon's root directory; container records live in
+	// <root>/containers.
+	Root string
 }
 
 // Service implements runtime.RuntimeServiceServer and
@@ -44,11 +55,18 @@ type Service struct {
 	runtime.UnimplementedImageServiceServer
 
 	opts Options
+
+	// Containers (container*.go, stats.go, events.go).
+	containers *containerStore
+	events     *eventBus
+	stats      *statsCache
+	hostOnce   sync.Once
+	hostInfo   *oci.HostInfo
 }
 
 // New returns a Service for opts.
 func New(opts Options) *Service {
-	return &Service{opts: opts}
+	return &Service{opts: opts, containers: newContainerStore(), events: newEventBus(), stats: newStatsCache()}
 }
 
 // Register adds both CRI services to srv.

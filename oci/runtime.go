@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,6 +39,9 @@ type Runtime struct {
 	// without conmon still answers image and pod calls).
 	conmon    string
 	conmonErr error
+
+	featMu sync.Mutex
+	rro    map[string]bool // handler → recursive read-only support
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
@@ -267,4 +271,29 @@ func (r *Runtime) UpdateResources(ctx context.Context, handler, id string, res *
 		return err
 	}
 	return r.run(ctx, handler, data, "update", "--resources", "-", id)
+}
+
+// RecursiveReadOnly tells whether the handler's runtime supports "rro"
+// mounts on this host (RecursiveReadOnlySupported), asking once per handler.
+func (r *Runtime) RecursiveReadOnly(ctx context.Context, handler string) bool {
+	handler = canonicalHandler(handler)
+	r.featMu.Lock()
+	defer r.featMu.Unlock()
+	if v, ok := r.rro[handler]; ok {
+		return v
+	}
+	path, err := r.RuntimePath(handler)
+	if err != nil {
+		return false
+	}
+	ok, err := RecursiveReadOnlySupported(ctx, path)
+	if err != nil {
+		klog.ErrorS(err, "Probe recursive read-only mount support", "handler", handler)
+		return false
+	}
+	if r.rro == nil {
+		r.rro = map[string]bool{}
+	}
+	r.rro[handler] = ok
+	return ok
 }

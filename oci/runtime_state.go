@@ -84,10 +84,14 @@ func readKeyedCounter(file, key string) (uint64, bool) {
 
 // CgroupRelPath turns an OCI cgroupsPath into the cgroup's path below a
 // hierarchy's mount point: cgroupfs paths are used as they are; systemd
-// "slice:prefix:name" becomes the nested slices and "<prefix>-<name>.scope".
+// "slice:prefix:name" becomes the nested slices and "<prefix>-<name>.scope",
+// and a bare slice name (a pod's cgroup) its nested slices.
 func CgroupRelPath(cgroupsPath string) string {
 	parts := strings.Split(cgroupsPath, ":")
 	if len(parts) != 3 {
+		if strings.HasSuffix(cgroupsPath, ".slice") && !strings.Contains(cgroupsPath, "/") {
+			return expandSlice(cgroupsPath) // a pod's slice
+		}
 		return path.Clean("/" + cgroupsPath)
 	}
 	return path.Join(expandSlice(parts[0]), parts[1]+"-"+parts[2]+".scope")

@@ -6,6 +6,8 @@ import (
 
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
+	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
 )
 
@@ -26,11 +28,28 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load pod sandboxes: %w", err)
 	}
+	images, err := imagestore.New(ctx, cfg.Image, cfg.Root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load image store: %w", err)
+	}
+	rt, err := oci.NewRuntime(cfg.Runtime, cfg.State, cfg.CgroupDriver)
+	if err != nil {
+		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
+	}
 	svc := cri.New(cri.Options{
 		Version:      version,
 		CgroupDriver: cri.CgroupDriver(cfg.CgroupDriver),
 		Network:      network,
 		Sandboxes:    sandboxes,
+		Images:       images,
+		Runtime:      rt,
+		Root:         cfg.Root,
 	})
-	return svc, func() {}, nil
+	// The exit watcher runs until the service is released.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	if err := svc.LoadContainers(watchCtx); err != nil {
+		stopWatch()
+		return nil, nil, fmt.Errorf("load containers: %w", err)
+	}
+	return svc, stopWatch, nil
 }

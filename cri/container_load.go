@@ -1,0 +1,102 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/atomicfile"
+	"github.com/criserver/criserver/oci"
+)
+
+// host returns the host facts spec generation needs, detected once.
+func (s *Service) host() *oci.HostInfo {
+	s.hostOnce.Do(func() {
+		h := oci.DetectHost()
+		s.hostInfo = &h
+	})
+	return s.hostInfo
+}
+
+// LoadContainers reads the container records left by an earlier run,
+// reconciles them with what conmon recorded meanwhile, and starts the exit
+// watcher, which runs until ctx ends. The daemon calls it before serving.
+func (s *Service) LoadContainers(ctx context.Context) error {
+	if s.opts.Runtime == nil {
+		return errors.New("no container runtime configured")
+	}
+	if err := s.opts.Runtime.WatchExits(ctx, s.onExit); err != nil {
+		return err
+	}
+	dir := s.containersDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if err := s.loadContainer(ctx, e.Name()); err != nil {
+			klog.ErrorS(err, "Skipping container record", "containerID", e.Name())
+		}
+	}
+	klog.InfoS("Containers loaded", "count", len(s.containers.list()))
+	return nil
+}
+
+func (s *Service) loadContainer(ctx context.Context, id string) error {
+	dir := s.containerDir(id)
+	_ = atomicfile.RemoveTemps(dir)
+	var f recordFile
+	if err := atomicfile.ReadJSON(filepath.Join(dir, "container.json"), &f); err != nil {
+		return err
+	}
+	c, err := recordFromFile(&f)
+	if err != nil {
+		return err
+	}
+	if c.pid == 0 && c.State() == runtime.ContainerState_CONTAINER_CREATED {
+		// The daemon died between writing the record and conmon reporting:
+		// the container never came to be.
+		klog.InfoS("Removing a container whose creation was interrupted", "containerID", id)
+		s.rollbackCreate(c)
+		return nil
+	}
+	if _, err := s.opts.Images.MountRootfs(ctx, id); err != nil {
+		klog.ErrorS(err, "Remount container rootfs", "containerID", id)
+	}
+	s.containers.mu.Lock()
+	s.containers.byID[id] = c
+	s.containers.byName[c.nameKey] = &nameReservation{done: closedChan(), id: id}
+	s.containers.mu.Unlock()
+	if !s.refreshContainer(c) && c.State() != runtime.ContainerState_CONTAINER_EXITED && s.opts.Runtime.ConmonPid(id) == 0 {
+		// Neither an exit file nor a monitor: the state dir was wiped (a
+		// reboot). The container is gone; its exit code is unknown.
+		c.mu.Lock()
+		c.state = runtime.ContainerState_CONTAINER_EXITED
+		c.exitCode = 255
+		c.reason = reasonUnknown
+		c.message = "container monitor is gone (host rebooted?)"
+		if c.finishedAt.IsZero() {
+			c.finishedAt = c.startedAt
+		}
+		c.mu.Unlock()
+		return s.saveContainer(c)
+	}
+	return nil
+}
+
+func closedChan() chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}

@@ -1,0 +1,140 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// StartContainer implements runtime.RuntimeServiceServer.
+func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
+	c, err := s.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if st := c.State(); st != runtime.ContainerState_CONTAINER_CREATED {
+		return nil, status.Errorf(codes.FailedPrecondition, "container %s is %s, not created", c.ID, st)
+	}
+	started := time.Now()
+	if err := s.opts.Runtime.Start(ctx, c.Handler, c.ID); err != nil {
+		s.failStart(c, err)
+		return nil, containerError(fmt.Errorf("start container %s: %w", c.ID, err))
+	}
+	c.mu.Lock()
+	c.startedAt = started
+	if c.state == runtime.ContainerState_CONTAINER_CREATED {
+		c.state = runtime.ContainerState_CONTAINER_RUNNING
+	}
+	c.mu.Unlock()
+	if err := s.saveContainer(c); err != nil {
+		klog.ErrorS(err, "Save started container", "containerID", c.ID)
+	}
+	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	// A process that exits at once may have done so before the state
+	// above was set; the exit watcher found it still "created".
+	s.refreshContainer(c)
+	return &runtime.StartContainerResponse{}, nil
+}
+
+// failStart marks a container whose start failed as exited with the error,
+// as the kubelet expects, and makes sure no process of it is left.
+func (s *Service) failStart(c *containerRecord, startErr error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, syscall.SIGKILL, 0); err != nil {
+		klog.ErrorS(err, "Kill container after failed start", "containerID", c.ID)
+	}
+	c.mu.Lock()
+	if c.state != runtime.ContainerState_CONTAINER_EXITED {
+		c.state = runtime.ContainerState_CONTAINER_EXITED
+		c.finishedAt = time.Now()
+		c.exitCode = 128
+	}
+	c.reason = reasonStartError
+	c.message = startErr.Error()
+	c.mu.Unlock()
+	if err := s.saveContainer(c); err != nil {
+		klog.ErrorS(err, "Save failed container", "containerID", c.ID)
+	}
+	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+}
+
+// StopContainer implements runtime.RuntimeServiceServer. Stopping an
+// unknown or exited container succeeds.
+func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
+	c, err := s.getContainer(req.GetContainerId())
+	if status.Code(err) == codes.NotFound {
+		return &runtime.StopContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	timeout := time.Duration(req.GetTimeout()) * time.Second
+	if err := s.stopContainer(ctx, c, timeout); err != nil {
+		return nil, containerError(err)
+	}
+	return &runtime.StopContainerResponse{}, nil
+}
+
+// stopContainer sends the stop signal, then SIGKILL after timeout, and
+// returns once the exit is recorded.
+func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout time.Duration) error {
+	c.op.Lock()
+	defer c.op.Unlock()
+	s.refreshContainer(c)
+	if c.State() == runtime.ContainerState_CONTAINER_EXITED {
+		return nil
+	}
+	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, c.StopSignal, timeout); err != nil {
+		return fmt.Errorf("stop container %s: %w", c.ID, err)
+	}
+	s.refreshContainer(c)
+	return nil
+}
+
+// RemoveContainer implements runtime.RuntimeServiceServer. A running
+// container is killed first; removing an unknown container succeeds.
+func (s *Service) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
+	c, err := s.getContainer(req.GetContainerId())
+	if status.Code(err) == codes.NotFound {
+		return &runtime.RemoveContainerResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.removeContainer(ctx, c); err != nil {
+		return nil, containerError(err)
+	}
+	return &runtime.RemoveContainerResponse{}, nil
+}
+
+func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error {
+	if err := s.stopContainer(ctx, c, 0); err != nil {
+		return err
+	}
+	c.op.Lock()
+	defer c.op.Unlock()
+	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
+		return fmt.Errorf("remove rootfs of container %s: %w", c.ID, err)
+	}
+	if err := os.RemoveAll(s.containerDir(c.ID)); err != nil {
+		return fmt.Errorf("remove record of container %s: %w", c.ID, err)
+	}
+	s.containers.delete(c)
+	s.stats.forget(c.ID)
+	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
+	klog.V(2).InfoS("Removed container", "containerID", c.ID)
+	return nil
+}

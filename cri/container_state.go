@@ -1,0 +1,173 @@
+package cri
+
+import (
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Exit reasons reported in ContainerStatus.reason.
+const (
+	reasonCompleted  = "Completed"
+	reasonError      = "Error"
+	reasonOOMKilled  = "OOMKilled"
+	reasonStartError = "StartError"
+	reasonUnknown    = "Unknown"
+)
+
+// refreshContainer picks up an exit conmon recorded and returns whether
+// the container changed to exited. It is called by the exit watcher, after
+// Start and Stop, and by Status so a missed event cannot leave a stale state.
+func (s *Service) refreshContainer(c *containerRecord) bool {
+	if c.State() == runtime.ContainerState_CONTAINER_EXITED {
+		return false
+	}
+	st, ok, err := s.opts.Runtime.Exited(c.ID, c.CgroupsPath)
+	if err != nil {
+		klog.ErrorS(err, "Read container exit status", "containerID", c.ID)
+		return false
+	}
+	if !ok {
+		return false
+	}
+	c.mu.Lock()
+	if c.state == runtime.ContainerState_CONTAINER_EXITED {
+		c.mu.Unlock()
+		return false
+	}
+	c.state = runtime.ContainerState_CONTAINER_EXITED
+	c.finishedAt = st.FinishedAt
+	if !c.startedAt.IsZero() && c.finishedAt.Before(c.startedAt) {
+		c.finishedAt = c.startedAt
+	}
+	c.exitCode = st.Code
+	switch {
+	case st.OOMKilled:
+		c.reason = reasonOOMKilled
+	case st.Code == 0:
+		c.reason = reasonCompleted
+	default:
+		c.reason = reasonError
+	}
+	c.mu.Unlock()
+	if err := s.saveContainer(c); err != nil {
+		klog.ErrorS(err, "Save exited container", "containerID", c.ID)
+	}
+	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	return true
+}
+
+// onExit is the exit watcher's callback.
+func (s *Service) onExit(id string) {
+	s.containers.mu.RLock()
+	c, ok := s.containers.byID[id]
+	s.containers.mu.RUnlock()
+	if ok {
+		s.refreshContainer(c)
+	}
+}
+
+// toContainer is the ListContainers form.
+func (c *containerRecord) toContainer() *runtime.Container {
+	c.mu.Lock()
+	state := c.state
+	c.mu.Unlock()
+	return &runtime.Container{
+		Id:           c.ID,
+		PodSandboxId: c.PodID,
+		Metadata:     c.Config.GetMetadata(),
+		Image:        c.imageSpec(),
+		ImageRef:     c.imageRef(),
+		ImageId:      c.Image.ID,
+		State:        state,
+		CreatedAt:    c.CreatedAt.UnixNano(),
+		Labels:       c.Config.GetLabels(),
+		Annotations:  c.Config.GetAnnotations(),
+	}
+}
+
+// imageSpec names the image the way the CRI config did when that was a
+// name of it, else by its first tag, else by ID.
+func (c *containerRecord) imageSpec() *runtime.ImageSpec {
+	name := c.Image.ID
+	if len(c.Image.RepoTags) > 0 {
+		name = c.Image.RepoTags[0]
+	}
+	for _, n := range append(append([]string{}, c.Image.RepoTags...), c.Image.RepoDigests...) {
+		if n == c.Image.Ref {
+			name = n
+		}
+	}
+	spec := c.Config.GetImage()
+	return &runtime.ImageSpec{
+		Image:              name,
+		Annotations:        spec.GetAnnotations(),
+		UserSpecifiedImage: spec.GetUserSpecifiedImage(),
+		RuntimeHandler:     spec.GetRuntimeHandler(),
+	}
+}
+
+// imageRef is the image's first repo digest, else its ID: what ImageStatus
+// reports for the same image.
+func (c *containerRecord) imageRef() string {
+	if len(c.Image.RepoDigests) > 0 {
+		return c.Image.RepoDigests[0]
+	}
+	return c.Image.ID
+}
+
+// signalEnum maps a signal number to its CRI enum by name.
+func signalEnum(sig syscall.Signal) runtime.Signal {
+	if name := unix.SignalName(sig); name != "" {
+		if v, ok := runtime.Signal_value["SIGNAL_"+name]; ok {
+			return runtime.Signal(v)
+		}
+	}
+	return runtime.Signal_SIGNAL_RUNTIME_DEFAULT
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// toStatus is the ContainerStatus form.
+func (c *containerRecord) toStatus() *runtime.ContainerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	gids := make([]int64, 0, len(c.User.AdditionalGids))
+	for _, g := range c.User.AdditionalGids {
+		gids = append(gids, int64(g))
+	}
+	st := &runtime.ContainerStatus{
+		Id:          c.ID,
+		Metadata:    c.Config.GetMetadata(),
+		State:       c.state,
+		CreatedAt:   c.CreatedAt.UnixNano(),
+		StartedAt:   unixNano(c.startedAt),
+		FinishedAt:  unixNano(c.finishedAt),
+		ExitCode:    c.exitCode,
+		Image:       c.imageSpec(),
+		ImageRef:    c.imageRef(),
+		ImageId:     c.Image.ID,
+		Reason:      c.reason,
+		Message:     c.message,
+		Labels:      c.Config.GetLabels(),
+		Annotations: c.Config.GetAnnotations(),
+		Mounts:      c.Config.GetMounts(),
+		LogPath:     c.LogPath,
+		User: &runtime.ContainerUser{Linux: &runtime.LinuxContainerUser{
+			Uid: int64(c.User.UID), Gid: int64(c.User.GID), SupplementalGroups: gids,
+		}},
+		StopSignal: signalEnum(c.StopSignal),
+	}
+	if c.resources != nil {
+		st.Resources = &runtime.ContainerResources{Linux: c.resources}
+	}
+	return st
+}

@@ -1,0 +1,260 @@
+package cri
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/sandbox"
+)
+
+// statsMaxAge is how long a cgroup sample answers stats calls: the kubelet
+// asks every few seconds for every container, and one read per container
+// per interval keeps ListContainerStats cheap with hundreds of them.
+const statsMaxAge = time.Second
+
+// statsCache keeps the last two samples of each cgroup, the previous one
+// to turn cumulative CPU time into a rate (usage_nano_cores).
+type statsCache struct {
+	mu      sync.Mutex
+	samples map[string]*cgroupSample // by container or pod ID
+}
+
+type cgroupSample struct {
+	cur       *oci.CgroupStats
+	nanoCores uint64
+	hasRate   bool
+}
+
+func newStatsCache() *statsCache {
+	return &statsCache{samples: map[string]*cgroupSample{}}
+}
+
+func (sc *statsCache) forget(id string) {
+	sc.mu.Lock()
+	delete(sc.samples, id)
+	sc.mu.Unlock()
+}
+
+// get returns a fresh enough sample of the cgroup, reading it if needed.
+func (sc *statsCache) get(id, cgroupsPath string) (cgroupSample, error) {
+	sc.mu.Lock()
+	prev := sc.samples[id]
+	if prev != nil && time.Since(prev.cur.Timestamp) < statsMaxAge {
+		s := *prev
+		sc.mu.Unlock()
+		return s, nil
+	}
+	sc.mu.Unlock()
+	cur, err := oci.ReadCgroupStats(cgroupsPath)
+	if err != nil {
+		return cgroupSample{}, err
+	}
+	next := &cgroupSample{cur: cur}
+	if prev != nil {
+		if dt := cur.Timestamp.Sub(prev.cur.Timestamp); dt > 0 && cur.CPUUsageNanos >= prev.cur.CPUUsageNanos {
+			next.nanoCores = uint64(float64(cur.CPUUsageNanos-prev.cur.CPUUsageNanos) / dt.Seconds())
+			next.hasRate = true
+		}
+	}
+	sc.mu.Lock()
+	sc.samples[id] = next
+	sc.mu.Unlock()
+	return *next, nil
+}
+
+func u64(v uint64) *runtime.UInt64Value { return &runtime.UInt64Value{Value: v} }
+
+func cpuUsage(s cgroupSample) *runtime.CpuUsage {
+	u := &runtime.CpuUsage{Timestamp: s.cur.Timestamp.UnixNano(), UsageCoreNanoSeconds: u64(s.cur.CPUUsageNanos)}
+	if s.hasRate {
+		u.UsageNanoCores = u64(s.nanoCores)
+	}
+	return u
+}
+
+func memoryUsage(s cgroupSample) *runtime.MemoryUsage {
+	return &runtime.MemoryUsage{
+		Timestamp:       s.cur.Timestamp.UnixNano(),
+		WorkingSetBytes: u64(s.cur.MemoryWorkingSet),
+		UsageBytes:      u64(s.cur.MemoryUsage),
+		RssBytes:        u64(s.cur.MemoryRSS),
+		PageFaults:      u64(s.cur.PageFaults),
+		MajorPageFaults: u64(s.cur.MajorPageFaults),
+	}
+}
+
+// containerStats reads the stats of one container; nil without error for
+// a container whose cgroup is gone (not running).
+func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, error) {
+	md := c.Config.GetMetadata()
+	st := &runtime.ContainerStats{
+		Attributes: &runtime.ContainerAttributes{
+			Id: c.ID, Metadata: md, Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+		},
+	}
+	if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
+		sample, err := s.stats.get(c.ID, c.CgroupsPath)
+		if err != nil {
+			klog.V(4).InfoS("No cgroup stats for container", "containerID", c.ID, "err", err)
+		} else {
+			st.Cpu, st.Memory = cpuUsage(sample), memoryUsage(sample)
+		}
+	}
+	now := time.Now().UnixNano()
+	st.WritableLayer = &runtime.FilesystemUsage{Timestamp: now, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.writableLayerMount()}}
+	if bytes, inodes, err := s.opts.Images.RootfsUsage(c.ID); err == nil {
+		st.WritableLayer.UsedBytes, st.WritableLayer.InodesUsed = u64(bytes), u64(inodes)
+	} else {
+		klog.V(4).InfoS("No writable layer usage for container", "containerID", c.ID, "err", err)
+	}
+	return st, nil
+}
+
+// writableLayerMount is where writable layers live (<root>/overlay2).
+func (s *Service) writableLayerMount() string {
+	return filepath.Join(s.opts.Root, "overlay2")
+}
+
+// ContainerStats implements runtime.RuntimeServiceServer.
+func (s *Service) ContainerStats(_ context.Context, req *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
+	c, err := s.getContainer(req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.containerStats(c)
+	if err != nil {
+		return nil, containerError(err)
+	}
+	return &runtime.ContainerStatsResponse{Stats: st}, nil
+}
+
+// ListContainerStats implements runtime.RuntimeServiceServer.
+func (s *Service) ListContainerStats(_ context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
+	f := req.GetFilter()
+	var out []*runtime.ContainerStats
+	for _, c := range s.containers.list() {
+		if f != nil && !matchContainer(c, &runtime.ContainerFilter{Id: f.GetId(), PodSandboxId: f.GetPodSandboxId(), LabelSelector: f.GetLabelSelector()}) {
+			continue
+		}
+		st, err := s.containerStats(c)
+		if err != nil {
+			return nil, containerError(err)
+		}
+		out = append(out, st)
+	}
+	return &runtime.ListContainerStatsResponse{Stats: out}, nil
+}
+
+// PodSandboxStats implements runtime.RuntimeServiceServer.
+func (s *Service) PodSandboxStats(_ context.Context, req *runtime.PodSandboxStatsRequest) (*runtime.PodSandboxStatsResponse, error) {
+	sb, err := s.opts.Sandboxes.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, containerError(err)
+	}
+	st, err := s.podStats(sb)
+	if err != nil {
+		return nil, containerError(err)
+	}
+	return &runtime.PodSandboxStatsResponse{Stats: st}, nil
+}
+
+// ListPodSandboxStats implements runtime.RuntimeServiceServer.
+func (s *Service) ListPodSandboxStats(_ context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
+	f := req.GetFilter()
+	var out []*runtime.PodSandboxStats
+	for _, sb := range s.opts.Sandboxes.List() {
+		if f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
+			continue
+		}
+		if !matchLabels(sb.Config.GetLabels(), f.GetLabelSelector()) {
+			continue
+		}
+		st, err := s.podStats(sb)
+		if err != nil {
+			return nil, containerError(err)
+		}
+		out = append(out, st)
+	}
+	return &runtime.ListPodSandboxStatsResponse{Stats: out}, nil
+}
+
+// podStats sums a pod: its cgroup, its network namespace as seen by one of
+// its processes, and its containers.
+func (s *Service) podStats(sb *sandbox.Sandbox) (*runtime.PodSandboxStats, error) {
+	md := sb.Metadata()
+	st := &runtime.PodSandboxStats{
+		Attributes: &runtime.PodSandboxAttributes{Id: sb.ID, Metadata: md, Labels: sb.Config.GetLabels(), Annotations: sb.Config.GetAnnotations()},
+		Linux:      &runtime.LinuxPodSandboxStats{},
+	}
+	if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
+		if sample, err := s.stats.get(sb.ID, sb.CgroupParent); err == nil {
+			st.Linux.Cpu, st.Linux.Memory = cpuUsage(sample), memoryUsage(sample)
+			st.Linux.Process = &runtime.ProcessUsage{Timestamp: sample.cur.Timestamp.UnixNano(), ProcessCount: u64(sample.cur.Pids)}
+		} else {
+			klog.V(4).InfoS("No cgroup stats for pod", "podID", sb.ID, "err", err)
+		}
+	}
+	pid := sb.InfraPID
+	for _, c := range s.containers.byPod(sb.ID) {
+		cs, err := s.containerStats(c)
+		if err != nil {
+			return nil, err
+		}
+		st.Linux.Containers = append(st.Linux.Containers, cs)
+		if p := c.Pid(); pid == 0 && p > 0 && c.State() == runtime.ContainerState_CONTAINER_RUNNING {
+			pid = p
+		}
+	}
+	if pid > 0 && !sb.HostNetwork {
+		if nu, err := netUsage(pid); err == nil {
+			st.Linux.Network = nu
+		} else {
+			klog.V(4).InfoS("No network stats for pod", "podID", sb.ID, "err", err)
+		}
+	}
+	return st, nil
+}
+
+// netUsage reads /proc/<pid>/net/dev: the counters of the network
+// namespace the process is in. Loopback is left out.
+func netUsage(pid int) (*runtime.NetworkUsage, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	nu := &runtime.NetworkUsage{Timestamp: time.Now().UnixNano()}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "lo" {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) < 16 {
+			continue
+		}
+		n := func(i int) *runtime.UInt64Value {
+			v, _ := strconv.ParseUint(fields[i], 10, 64)
+			return u64(v)
+		}
+		iface := &runtime.NetworkInterfaceUsage{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)}
+		nu.Interfaces = append(nu.Interfaces, iface)
+		if name == "eth0" || nu.DefaultInterface == nil {
+			nu.DefaultInterface = iface
+		}
+	}
+	return nu, sc.Err()
+}
