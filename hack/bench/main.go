@@ -297,7 +297,10 @@ func teardown(d *daemon, keepState bool, runID string) {
 		}
 	}
 	if d.proc == nil {
-		return // not ours: leave the daemon and its host state alone
+		// Not ours: leave the daemon and its host state alone, but for the
+		// empty pod cgroups runc left under the parent the harness chose.
+		logLeftovers(d.name, removeCgroups(d.cgroupParent()))
+		return
 	}
 	d.stop()
 	logLeftovers(d.name, cleanupHost(d, keepState))
