@@ -131,7 +131,7 @@ func newContainerID() string {
 
 // createContainer does the work of CreateContainer; on failure it leaves
 // nothing behind: no rootfs mount, bundle, conmon, cgroup or record.
-func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (c *containerRecord, err error) {
+func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (_ *containerRecord, err error) {
 	img, err := s.opts.Images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		if errors.Is(err, imagestore.ErrNotFound) {
@@ -144,7 +144,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, err
 	}
 	id := newContainerID()
-	c = &containerRecord{
+	c := &containerRecord{
 		ID: id, PodID: sb.ID, Handler: sb.RuntimeHandler, Config: cfg, CreatedAt: time.Now(),
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),

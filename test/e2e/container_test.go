@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -297,4 +298,264 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func TestContainerStopEscalatesToKill(t *testing.T) {
+	e := newCtrEnv(t)
+	cfg := e.config("stubborn", `trap "" TERM; echo ready; while true; do sleep 1; done`)
+	id := e.run(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(strings.Join(e.logLines(t, "stubborn"), "\n"), "ready") {
+		if time.Now().After(deadline) {
+			t.Fatal("container did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	start := time.Now()
+	if _, err := e.d.Runtime.StopContainer(framework.Ctx(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 2*time.Second || d > 20*time.Second {
+		t.Errorf("stop took %v, want the 2s timeout then a kill", d)
+	}
+	st, _ := e.status(t, id)
+	if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 || st.Reason != "Error" {
+		t.Errorf("after stop: state %v code %d reason %q", st.State, st.ExitCode, st.Reason)
+	}
+}
+
+func TestContainerOOMKilled(t *testing.T) {
+	e := newCtrEnv(t)
+	cfg := e.config("oom", `sleep 0.5; tail /dev/zero`)
+	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 32 << 20}
+	id := e.run(t, cfg)
+	st := e.waitExit(t, id, time.Minute)
+	if st.ExitCode != 137 || st.Reason != "OOMKilled" {
+		t.Errorf("OOM: code %d reason %q, want 137 OOMKilled", st.ExitCode, st.Reason)
+	}
+	if st.Resources.GetLinux().GetMemoryLimitInBytes() != 32<<20 {
+		t.Errorf("status resources %v", st.Resources)
+	}
+}
+
+// TestContainerImageConfigAndSecurity runs an image whose config sets the
+// entrypoint, cmd, env, working dir and user, and checks them from inside,
+// with a read-only rootfs and run_as_user overriding the image's user.
+func TestContainerImageConfigAndSecurity(t *testing.T) {
+	e := newCtrEnv(t)
+	img := framework.BusyboxImage(t)
+	img.Config.Entrypoint = []string{"sh", "-c"}
+	img.Config.Cmd = []string{`echo "args-from-image user=$(id -u):$(id -g) cwd=$(pwd) env=$FROM_IMAGE$FROM_CRI"; touch /tmp/rootfs-file 2>/dev/null && echo ROOTFS-RW || echo ROOTFS-RO`}
+	img.Config.Env = append(img.Config.Env, "FROM_IMAGE=img")
+	img.Config.WorkingDir = "/www"
+	img.Config.User = "app"
+	e.reg.Push(t, "configured", "v1", img)
+	ref := e.reg.Ref("configured", "v1")
+	if _, err := e.d.Image.PullImage(framework.Ctx(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "imgcfg"},
+		Image:    &runtime.ImageSpec{Image: ref},
+		Envs:     []*runtime.KeyValue{{Key: "FROM_CRI", Value: []byte("cri")}},
+		LogPath:  "imgcfg/0.log",
+		Linux:    &runtime.LinuxContainerConfig{},
+	}
+	id := e.run(t, cfg)
+	st := e.waitExit(t, id, 30*time.Second)
+	out := strings.Join(e.logLines(t, "imgcfg"), "\n")
+	for _, want := range []string{"args-from-image user=1000:1000 cwd=/www env=imgcri", "ROOTFS-RW"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("image config: log lacks %q:\n%s", want, out)
+		}
+	}
+	if u := st.GetUser().GetLinux(); u.GetUid() != 1000 || u.GetGid() != 1000 {
+		t.Errorf("status user %v, want 1000:1000", u)
+	}
+
+	sec := &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "secured"},
+		Image:    &runtime.ImageSpec{Image: ref},
+		Args:     []string{`echo "user=$(id -u):$(id -g) groups=$(id -G)"; touch /tmp/rootfs-file 2>/dev/null && echo ROOTFS-RW || echo ROOTFS-RO`},
+		LogPath:  "secured/0.log",
+		Linux: &runtime.LinuxContainerConfig{SecurityContext: &runtime.LinuxContainerSecurityContext{
+			RunAsUser: &runtime.Int64Value{Value: 4242}, RunAsGroup: &runtime.Int64Value{Value: 4343},
+			ReadonlyRootfs: true,
+		}},
+	}
+	id = e.run(t, sec)
+	e.waitExit(t, id, 30*time.Second)
+	out = strings.Join(e.logLines(t, "secured"), "\n")
+	for _, want := range []string{"user=4242:4343", "ROOTFS-RO"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("security context: log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestContainerRefusesBadInput checks the refusals and that they leave
+// nothing behind.
+func TestContainerRefusesBadInput(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	create := func(cfg *runtime.ContainerConfig, pod string) error {
+		_, err := e.d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: e.podCf})
+		return err
+	}
+	traversal := e.config("trav", "true")
+	traversal.LogPath = "../../escape.log"
+	missingMount := e.config("mnt", "true")
+	missingMount.Mounts = []*runtime.Mount{{HostPath: "/no/such/dir", ContainerPath: "/x"}}
+	badCap := e.config("cap", "true")
+	badCap.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{Capabilities: &runtime.Capability{AddCapabilities: []string{"NOT_A_CAP"}}}
+	noImage := e.config("noimg", "true")
+	noImage.Image.Image = e.reg.Ref("missing", "v1")
+	for _, tc := range []struct {
+		name string
+		cfg  *runtime.ContainerConfig
+		pod  string
+		code codes.Code
+	}{
+		{"nil config", nil, e.pod, codes.InvalidArgument},
+		{"log path traversal", traversal, e.pod, codes.InvalidArgument},
+		{"missing mount source", missingMount, e.pod, codes.InvalidArgument},
+		{"unknown capability", badCap, e.pod, codes.InvalidArgument},
+		{"image not present", noImage, e.pod, codes.NotFound},
+		{"unknown pod", e.config("nopod", "true"), "0123456789abcdef", codes.NotFound},
+	} {
+		if err := create(tc.cfg, tc.pod); status.Code(err) != tc.code {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.code)
+		}
+	}
+	resp, err := e.d.Runtime.ListContainers(ctx, &runtime.ListContainersRequest{})
+	if err != nil || len(resp.Containers) != 0 {
+		t.Errorf("refused creates left containers: %v %v", resp.GetContainers(), err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(e.d.Root, "containers"))
+	overlay, _ := filepath.Glob(filepath.Join(e.d.Root, "overlay2", "[0-9a-f]*", "merged"))
+	if len(entries) != 0 || len(overlay) != 0 {
+		t.Errorf("refused creates left records %v or rootfs %v", entries, overlay)
+	}
+	// A retried create with the same name gets the first call's container.
+	cfg := e.config("retry", "sleep 60")
+	first := e.create(t, cfg)
+	if again := e.create(t, cfg); again != first {
+		t.Errorf("retried create returned %s, want %s", again, first)
+	}
+}
+
+// TestContainerStatsUpdateReopenEvents covers stats, resource updates, log
+// reopening and the event stream.
+func TestContainerStatsUpdateReopenEvents(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	evCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := e.d.Runtime.GetContainerEvents(evCtx, &runtime.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *runtime.ContainerEventResponse, 16)
+	go func() {
+		for {
+			ev, err := events.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- ev
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // let the subscription register
+
+	cfg := e.config("busy", `dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; while true; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done`)
+	id := e.run(t, cfg)
+	time.Sleep(1500 * time.Millisecond)
+
+	var cs *runtime.ContainerStats
+	for range 3 { // the second read gives the CPU rate
+		resp, err := e.d.Runtime.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = resp.Stats
+		time.Sleep(1100 * time.Millisecond)
+	}
+	if cs.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+		t.Errorf("container stats cpu %v memory %v, want non-zero", cs.GetCpu(), cs.GetMemory())
+	}
+	if cs.GetWritableLayer().GetUsedBytes().GetValue() < 8<<20 {
+		t.Errorf("writable layer %v, want at least 8 MiB", cs.GetWritableLayer())
+	}
+	list, err := e.d.Runtime.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{Filter: &runtime.ContainerStatsFilter{PodSandboxId: e.pod}})
+	if err != nil || len(list.Stats) != 1 {
+		t.Errorf("ListContainerStats: %v %v", list.GetStats(), err)
+	}
+	ps, err := e.d.Runtime.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: e.pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ps.Stats.GetLinux().GetContainers()) != 1 || ps.Stats.GetLinux().GetNetwork().GetDefaultInterface() == nil {
+		t.Errorf("pod stats: %v", ps.Stats)
+	}
+	if lp, err := e.d.Runtime.ListPodSandboxStats(ctx, &runtime.ListPodSandboxStatsRequest{}); err != nil || len(lp.Stats) != 1 {
+		t.Errorf("ListPodSandboxStats: %v %v", lp.GetStats(), err)
+	}
+
+	// UpdateContainerResources changes the live cgroup and the status.
+	_, info := e.status(t, id)
+	if _, err := e.d.Runtime.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
+		ContainerId: id, Linux: &runtime.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 96 << 20},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", info.CgroupsPath, "memory.limit_in_bytes")); err == nil && strings.TrimSpace(string(b)) != fmt.Sprint(96<<20) {
+		t.Errorf("memory cgroup limit %s after update", b)
+	}
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/cpu", info.CgroupsPath, "cpu.shares")); err == nil && strings.TrimSpace(string(b)) != "256" {
+		t.Errorf("cpu shares %s after update", b)
+	}
+	if st, _ := e.status(t, id); st.Resources.GetLinux().GetCpuShares() != 256 {
+		t.Errorf("status resources after update: %v", st.Resources)
+	}
+
+	// The kubelet rotates by renaming, then asks for a reopen.
+	logPath := filepath.Join(e.podCf.LogDirectory, "busy", "0.log")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if !strings.Contains(strings.Join(e.logLines(t, "busy"), "\n"), "tick") {
+		t.Error("reopened log has no output")
+	}
+
+	e.remove(t, id)
+	want := []runtime.ContainerEventType{
+		runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT,
+		runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, runtime.ContainerEventType_CONTAINER_DELETED_EVENT,
+	}
+	timeout := time.After(10 * time.Second)
+	for _, w := range want {
+		select {
+		case ev, ok := <-got:
+			if !ok {
+				t.Fatalf("event stream ended before %v", w)
+			}
+			if ev.ContainerId != id || ev.ContainerEventType != w {
+				t.Errorf("event %v for %s, want %v", ev.ContainerEventType, ev.ContainerId, w)
+			}
+			if ev.PodSandboxStatus.GetId() != e.pod {
+				t.Errorf("event %v without its pod status", ev.ContainerEventType)
+			}
+		case <-timeout:
+			t.Fatalf("no %v event", w)
+		}
+	}
+	if _, err := e.d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
+		t.Errorf("ReopenContainerLog after remove: %v, want NotFound", err)
+	}
 }
