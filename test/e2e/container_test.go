@@ -559,3 +559,57 @@ func TestContainerStatsUpdateReopenEvents(t *testing.T) {
 		t.Errorf("ReopenContainerLog after remove: %v, want NotFound", err)
 	}
 }
+
+// TestPodRemovalRemovesContainers: StopPodSandbox stops the pod's
+// containers and RemovePodSandbox removes them, leaving nothing.
+func TestPodRemovalRemovesContainers(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	id := e.run(t, e.config("inpod", `exec sleep 600`))
+	_, info := e.status(t, id)
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_EXITED {
+		t.Errorf("after StopPodSandbox the container is %v", st.State)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: e.pod}); err != nil {
+		t.Fatal(err)
+	}
+	e.assertContainerGone(t, id, info)
+}
+
+// TestContainersSurviveDaemonRestart: conmon keeps containers running
+// while the daemon is down; an exit meanwhile is picked up at start.
+func TestContainersSurviveDaemonRestart(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	long := e.run(t, e.config("long", `exec sleep 600`))
+	short := e.run(t, e.config("short", `sleep 2; exit 7`))
+	created := e.create(t, e.config("created", `echo late`))
+	_, info := e.status(t, long)
+	e.d.Stop(t)
+	time.Sleep(3 * time.Second) // "short" exits while the daemon is down
+	if !processAlive(info.ConmonPid, "conmon") {
+		t.Fatal("conmon did not outlive the daemon")
+	}
+	e.d.Start(t)
+	if st, _ := e.status(t, long); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("long-running container after restart: %v", st.State)
+	}
+	if st, _ := e.status(t, short); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 {
+		t.Errorf("container that exited meanwhile: %v code %d", st.State, st.ExitCode)
+	}
+	e.start(t, created)
+	if st := e.waitExit(t, created, 30*time.Second); st.ExitCode != 0 {
+		t.Errorf("container created before the restart: code %d", st.ExitCode)
+	}
+	if _, err := e.d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: long, Timeout: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{long, short, created} {
+		_, info := e.status(t, id)
+		e.remove(t, id)
+		e.assertContainerGone(t, id, info)
+	}
+}
