@@ -81,7 +81,11 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, err err
 		}
 	}
 	args := r.conmonArgs(o, runtimePath, h.RuntimeRoot)
-	return r.runConmon(ctx, bundle, args)
+	pid, err = r.runConmon(ctx, bundle, args)
+	if err != nil {
+		return 0, fmt.Errorf("runtime handler %q (%s): %w", canonicalHandler(o.Handler), runtimePath, err)
+	}
+	return pid, nil
 }
 
 func (r *Runtime) conmonArgs(o CreateOptions, runtimePath, runtimeRoot string) []string {

@@ -613,3 +613,47 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 		e.assertContainerGone(t, id, info)
 	}
 }
+
+// TestContainerRuntimeHandler: a pod's runtime handler runs its
+// containers. crun 1.8 cannot run containers on hybrid cgroup hosts like
+// the CI machines, so where it fails the error must be crun's own, and the
+// failure must leave nothing behind.
+func TestContainerRuntimeHandler(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	cf := e.d.PodConfig(t, "crunpod")
+	resp, err := e.d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cf, RuntimeHandler: "crun"})
+	if err != nil {
+		t.Fatalf("RunPodSandbox with crun: %v", err)
+	}
+	pod := resp.PodSandboxId
+	t.Cleanup(func() {
+		_, _ = e.d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod})
+		_, _ = e.d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
+	})
+	cfg := e.config("oncrun", `echo hello-from-crun`)
+	cr, err := e.d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: cf})
+	if err != nil {
+		if !strings.Contains(err.Error(), "crun") {
+			t.Fatalf("CreateContainer on crun failed without naming crun: %v", err)
+		}
+		t.Logf("crun cannot run containers here: %v", err)
+		list, lerr := e.d.Runtime.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{PodSandboxId: pod}})
+		if lerr != nil || len(list.Containers) != 0 {
+			t.Errorf("failed create left containers: %v %v", list.GetContainers(), lerr)
+		}
+		return
+	}
+	e.start(t, cr.ContainerId)
+	st := e.waitExit(t, cr.ContainerId, 30*time.Second)
+	if st.ExitCode != 0 {
+		t.Errorf("crun container exit code %d", st.ExitCode)
+	}
+	var info struct {
+		Handler string `json:"runtimeHandler"`
+	}
+	r, err := e.d.Runtime.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: cr.ContainerId, Verbose: true})
+	if err != nil || json.Unmarshal([]byte(r.Info["info"]), &info) != nil || info.Handler != "crun" {
+		t.Errorf("verbose info handler %q (%v)", info.Handler, err)
+	}
+}
