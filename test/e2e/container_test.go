@@ -657,3 +657,27 @@ func TestContainerRuntimeHandler(t *testing.T) {
 		t.Errorf("verbose info handler %q (%v)", info.Handler, err)
 	}
 }
+
+// TestContainerLogLimitsAndTTY: [runtime] log_size_max caps the log file,
+// and a TTY container's output is logged as stdout.
+func TestContainerLogLimitsAndTTY(t *testing.T) {
+	e := newCtrEnv(t, framework.WithConfig("[runtime]\nlog_size_max = 8192\n"))
+	id := e.run(t, e.config("chatty", `i=0; while [ $i -lt 2000 ]; do echo "line $i of a chatty container"; i=$((i+1)); done`))
+	e.waitExit(t, id, 30*time.Second)
+	fi, err := os.Stat(filepath.Join(e.podCf.LogDirectory, "chatty", "0.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > 8192+4096 {
+		t.Errorf("log file is %d bytes with log_size_max 8192", fi.Size())
+	}
+
+	cfg := e.config("tty", `echo "tty=$(tty)"`)
+	cfg.Tty = true
+	id = e.run(t, cfg)
+	e.waitExit(t, id, 30*time.Second)
+	out := strings.Join(e.logLines(t, "tty"), "\n")
+	if !strings.Contains(out, "stdout F tty=/dev/pts/0") {
+		t.Errorf("tty container log:\n%s", out)
+	}
+}
