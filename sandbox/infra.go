@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -19,6 +20,13 @@ import (
 // from /proc/self/exe, runs as a pod's infra process (see RunInfra).
 const InfraArgv0 = "criserver-infra"
 
+// infraReady is what the infra process writes once its signal handling
+// is in place; until then a SIGTERM would still end it.
+const infraReady = "ready\n"
+
+// infraStartTimeout bounds the wait for infraReady.
+const infraStartTimeout = 10 * time.Second
+
 // RunInfra is the main of a pod's infra process: PID 1 of the pod's PID
 // namespace. It reaps the orphans the kernel hands it and ignores the
 // signals a container could send to end the pod's PID namespace; the
@@ -27,6 +35,9 @@ func RunInfra() int {
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	children := make(chan os.Signal, 16)
 	signal.Notify(children, syscall.SIGCHLD)
+	// Tell the daemon the signals are set up, then let go of its pipe.
+	os.Stdout.Write([]byte(infraReady))
+	os.Stdout.Close()
 	for range children {
 		for {
 			var ws unix.WaitStatus
@@ -46,12 +57,18 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("start infra process: %w", err)
+	}
+	defer r.Close()
 	var cmd *exec.Cmd
-	err := inNamespaces(ns, func() error {
+	err = inNamespaces(ns, func() error {
 		cmd = &exec.Cmd{
-			Path: exe,
-			Args: []string{InfraArgv0, id},
-			Env:  []string{},
+			Path:   exe,
+			Args:   []string{InfraArgv0, id},
+			Env:    []string{},
+			Stdout: w,
 			SysProcAttr: &syscall.SysProcAttr{
 				Cloneflags: syscall.CLONE_NEWPID,
 				Setsid:     true,
@@ -59,12 +76,20 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 		}
 		return cmd.Start()
 	})
+	w.Close()
 	if err != nil {
 		return 0, fmt.Errorf("start infra process: %w", err)
 	}
 	// Reap it when it dies; after a daemon restart init does that instead.
 	go cmd.Wait()
-	return cmd.Process.Pid, nil
+	pid := cmd.Process.Pid
+	r.SetReadDeadline(time.Now().Add(infraStartTimeout))
+	buf := make([]byte, len(infraReady))
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != infraReady {
+		stopInfra(pid, id)
+		return 0, fmt.Errorf("infra process %d did not start (is %s able to run as %s?): %v", pid, exe, InfraArgv0, err)
+	}
+	return pid, nil
 }
 
 // infraAlive tells whether pid is still the infra process of pod id, and
@@ -90,13 +115,25 @@ func stopInfra(pid int, id string) error {
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("kill infra process %d: %w", pid, err)
 	}
+	// Wait until it is reaped, not just dead: a zombie still counts as a
+	// member of the pod cgroup, which could then not be removed.
 	deadline := time.Now().Add(5 * time.Second)
-	for infraAlive(pid, id) {
+	for infraAlive(pid, id) || isZombie(pid) {
 		if time.Now().After(deadline) {
-			klog.InfoS("Infra process still present after SIGKILL", "pod", id, "pid", pid)
+			klog.InfoS("Infra process not reaped 5s after SIGKILL", "pod", id, "pid", pid)
 			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 	return nil
+}
+
+// isZombie tells whether pid has exited but not been reaped.
+func isZombie(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	return i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
 }

@@ -71,10 +71,10 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 // create makes every part of the pod in order, and undoes them all on
 // failure. A record marked incomplete is written first, so that a daemon
 // that dies midway cleans the pod up at its next start.
-func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandboxConfig, handler string) (sb *Sandbox, err error) {
+func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandboxConfig, handler string) (*Sandbox, error) {
 	start := time.Now()
 	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	sb = &Sandbox{
+	sb := &Sandbox{
 		ID:             id,
 		Config:         cfg,
 		RuntimeHandler: handler,
@@ -86,6 +86,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 		Hostname:       cfg.GetHostname(),
 	}
 	if sb.HostNetwork {
+		var err error
 		if sb.Hostname, err = os.Hostname(); err != nil {
 			return nil, fmt.Errorf("read host name: %w", err)
 		}
@@ -99,13 +100,19 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 		os.RemoveAll(m.podDir(id))
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			if terr := m.teardown(ctx, sb); terr != nil {
-				klog.ErrorS(terr, "Cleaning up after a failed RunPodSandbox", "pod", id)
-			}
+	if err := m.setup(ctx, sb); err != nil {
+		if terr := m.teardown(ctx, sb); terr != nil {
+			klog.ErrorS(terr, "Cleaning up after a failed RunPodSandbox", "pod", id)
 		}
-	}()
+		return nil, err
+	}
+	klog.InfoS("Pod sandbox ready", "pod", id, "name", cfg.GetMetadata().GetName(), "namespace", cfg.GetMetadata().GetNamespace(), "ips", sb.IPs, "took", time.Since(start))
+	return sb, nil
+}
+
+// setup runs the steps that make up a pod, then records it READY.
+func (m *Manager) setup(ctx context.Context, sb *Sandbox) error {
+	cfg := sb.Config
 	steps := []struct {
 		name string
 		fn   func(context.Context, *Sandbox) error
@@ -119,16 +126,14 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 		{"infra", m.setupInfra},
 	}
 	for _, st := range steps {
+		t := time.Now()
 		if err := st.fn(ctx, sb); err != nil {
-			return nil, fmt.Errorf("run pod %s (%s/%s): %w", id, cfg.GetMetadata().GetNamespace(), cfg.GetMetadata().GetName(), err)
+			return fmt.Errorf("run pod %s (%s/%s): %s: %w", sb.ID, cfg.GetMetadata().GetNamespace(), cfg.GetMetadata().GetName(), st.name, err)
 		}
+		klog.V(4).InfoS("Pod sandbox step done", "pod", sb.ID, "step", st.name, "took", time.Since(t))
 	}
 	sb.State = StateReady
-	if err := m.writeRecord(sb, false); err != nil {
-		return nil, err
-	}
-	klog.InfoS("Pod sandbox ready", "pod", id, "name", cfg.GetMetadata().GetName(), "namespace", cfg.GetMetadata().GetNamespace(), "ips", sb.IPs, "took", time.Since(start))
-	return sb, nil
+	return m.writeRecord(sb, false)
 }
 
 func (m *Manager) setupCgroup(_ context.Context, sb *Sandbox) error {
