@@ -7,6 +7,9 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -119,17 +122,38 @@ func deleteCgroup(fsPath string) error {
 		}
 		return nil
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(fsPath))
-	if err == nil {
-		err = cg.Delete()
-	}
-	if err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) && !errors.Is(err, os.ErrNotExist) {
+	// rmdir in each hierarchy directly: the library refuses while
+	// cgroup.procs still lists an unreaped zombie, which the kernel does not.
+	hierarchies, err := os.ReadDir(cgroupRoot)
+	if err != nil {
 		return fmt.Errorf("delete pod cgroup %s: %w", fsPath, err)
 	}
-	if cgroups.Mode() == cgroups.Hybrid {
-		if err := os.Remove(filepath.Join(cgroupRoot, "unified", fsPath)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("delete pod cgroup %s (unified): %w", fsPath, err)
+	var errs []error
+	for _, h := range hierarchies {
+		dir := filepath.Join(cgroupRoot, h.Name(), fsPath)
+		if err := rmdirRetry(dir); err != nil {
+			errs = append(errs, err)
 		}
 	}
+	if len(errs) > 0 {
+		return fmt.Errorf("delete pod cgroup %s: %w", fsPath, errors.Join(errs...))
+	}
 	return nil
+}
+
+// rmdirRetry removes an empty cgroup directory, retrying briefly while the
+// kernel still counts an exiting task in it. A missing one is fine.
+func rmdirRetry(dir string) error {
+	deadline := time.Now().Add(time.Second)
+	for {
+		err := unix.Rmdir(dir)
+		switch {
+		case err == nil, errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			return nil
+		case errors.Is(err, unix.EBUSY) && time.Now().Before(deadline):
+			time.Sleep(10 * time.Millisecond)
+		default:
+			return fmt.Errorf("rmdir %s: %w", dir, err)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -118,7 +119,7 @@ func stopInfra(pid int, id string) error {
 	// Wait until it is reaped, not just dead: a zombie still counts as a
 	// member of the pod cgroup, which could then not be removed.
 	deadline := time.Now().Add(5 * time.Second)
-	for infraAlive(pid, id) || isZombie(pid) {
+	for infraAlive(pid, id) || isZombieChild(pid) {
 		if time.Now().After(deadline) {
 			klog.InfoS("Infra process not reaped 5s after SIGKILL", "pod", id, "pid", pid)
 			return nil
@@ -128,12 +129,18 @@ func stopInfra(pid int, id string) error {
 	return nil
 }
 
-// isZombie tells whether pid has exited but not been reaped.
-func isZombie(pid int) bool {
+// isZombieChild tells whether pid is a child of this process that has
+// exited and is not reaped yet (the reaper goroutine of startInfra will).
+// A zombie of another parent, after a daemon restart, is not waited for.
+func isZombieChild(pid int) bool {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return false
 	}
 	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && len(stat) > i+2 && stat[i+2] == 'Z'
+	if i < 0 || len(stat) < i+2 {
+		return false
+	}
+	fields := strings.Fields(string(stat[i+1:])) // state, ppid, ...
+	return len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(os.Getpid())
 }
