@@ -21,6 +21,9 @@ import (
 	"github.com/criserver/criserver/sandbox"
 )
 
+// createTimeout bounds one CreateContainer, whatever the caller's deadline.
+const createTimeout = 4 * time.Minute
+
 // containerError maps an error of the packages below onto its gRPC code;
 // errors that already carry a code keep it.
 func containerError(err error) error {
@@ -70,7 +73,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		}
 		return &runtime.CreateContainerResponse{ContainerId: res.id}, nil
 	}
-	c, err := s.createContainer(ctx, sb, cfg)
+	// The create runs to completion even when the caller gives up, so that
+	// the kubelet's retry gets this container instead of a half-made one.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
+	defer cancel()
+	c, err := s.createContainer(cctx, sb, cfg)
 	s.finishReservation(key, res, c, err)
 	if err != nil {
 		return nil, containerError(err)

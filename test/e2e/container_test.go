@@ -443,6 +443,20 @@ func TestContainerRefusesBadInput(t *testing.T) {
 	if again := e.create(t, cfg); again != first {
 		t.Errorf("retried create returned %s, want %s", again, first)
 	}
+	// A create whose caller times out, then its retry, leave exactly one
+	// container of that name (the daemon finishes the first and hands it out).
+	slow := e.config("timedout", "sleep 60")
+	short, cancel := context.WithTimeout(ctx, 5*time.Millisecond)
+	_, err = e.d.Runtime.CreateContainer(short, &runtime.CreateContainerRequest{PodSandboxId: e.pod, Config: slow, SandboxConfig: e.podCf})
+	cancel()
+	if err == nil {
+		t.Log("create finished within 5ms; the timeout path was not exercised")
+	}
+	retried := e.create(t, slow)
+	resp, err = e.d.Runtime.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{LabelSelector: map[string]string{"name": "timedout"}}})
+	if err != nil || len(resp.Containers) != 1 || resp.Containers[0].Id != retried {
+		t.Errorf("after a timed-out create and its retry: %v %v, want only %s", resp.GetContainers(), err, retried)
+	}
 }
 
 // TestContainerStatsUpdateReopenEvents covers stats, resource updates, log
