@@ -25,7 +25,7 @@ func (s *Service) host() *oci.HostInfo {
 
 // LoadContainers reads the container records left by an earlier run,
 // reconciles them with what conmon recorded meanwhile, and starts the exit
-// watcher, which runs until ctx ends. The daemon calls it before serving.
+// watcher and the stats refresher, which run until ctx ends. The daemon calls it before serving.
 func (s *Service) LoadContainers(ctx context.Context) error {
 	if s.opts.Runtime == nil {
 		return errors.New("no container runtime configured")
@@ -33,6 +33,7 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	if err := s.opts.Runtime.WatchExits(ctx, s.onExit); err != nil {
 		return err
 	}
+	go s.refreshStats(ctx)
 	dir := s.containersDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)

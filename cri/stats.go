@@ -18,10 +18,16 @@ import (
 	"github.com/criserver/criserver/sandbox"
 )
 
-// statsMaxAge is how long a cgroup sample answers stats calls: the kubelet
-// asks every few seconds for every container, and one read per container
-// per interval keeps ListContainerStats cheap with hundreds of them.
-const statsMaxAge = time.Second
+// Cgroup samples are refreshed in the background every
+// statsRefreshInterval, so stats calls answer from memory: reading one
+// cgroup v1 costs about half a millisecond, too much to do for hundreds of
+// containers inside one ListContainerStats. A sample older than
+// statsMaxAge (the refresher is behind, or the container just started) is
+// read on demand.
+const (
+	statsRefreshInterval = 5 * time.Second
+	statsMaxAge          = 2 * statsRefreshInterval
+)
 
 // statsCache keeps the last two samples of each cgroup, the previous one
 // to turn cumulative CPU time into a rate (usage_nano_cores).
@@ -46,6 +52,17 @@ func (sc *statsCache) forget(id string) {
 	sc.mu.Unlock()
 }
 
+// keepOnly drops the samples of containers and pods no longer running.
+func (sc *statsCache) keepOnly(live map[string]bool) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for id := range sc.samples {
+		if !live[id] {
+			delete(sc.samples, id)
+		}
+	}
+}
+
 // get returns a fresh enough sample of the cgroup, reading it if needed.
 func (sc *statsCache) get(id, cgroupsPath string) (cgroupSample, error) {
 	sc.mu.Lock()
@@ -55,6 +72,14 @@ func (sc *statsCache) get(id, cgroupsPath string) (cgroupSample, error) {
 		sc.mu.Unlock()
 		return s, nil
 	}
+	sc.mu.Unlock()
+	return sc.read(id, cgroupsPath)
+}
+
+// read samples the cgroup now and keeps the sample.
+func (sc *statsCache) read(id, cgroupsPath string) (cgroupSample, error) {
+	sc.mu.Lock()
+	prev := sc.samples[id]
 	sc.mu.Unlock()
 	cur, err := oci.ReadCgroupStats(cgroupsPath)
 	if err != nil {
@@ -71,6 +96,36 @@ func (sc *statsCache) get(id, cgroupsPath string) (cgroupSample, error) {
 	sc.samples[id] = next
 	sc.mu.Unlock()
 	return *next, nil
+}
+
+// refreshStats samples every running container and ready pod each
+// statsRefreshInterval until ctx ends.
+func (s *Service) refreshStats(ctx context.Context) {
+	t := time.NewTicker(statsRefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		live := map[string]bool{}
+		for _, c := range s.containers.list() {
+			if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
+				live[c.ID] = true
+				_, _ = s.stats.read(c.ID, c.CgroupsPath)
+			}
+		}
+		if s.opts.Sandboxes != nil {
+			for _, sb := range s.opts.Sandboxes.List() {
+				if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
+					live[sb.ID] = true
+					_, _ = s.stats.read(sb.ID, sb.CgroupParent)
+				}
+			}
+		}
+		s.stats.keepOnly(live)
+	}
 }
 
 func u64(v uint64) *runtime.UInt64Value { return &runtime.UInt64Value{Value: v} }

@@ -221,11 +221,18 @@ func TestRuntimeOOMAndUpdate(t *testing.T) {
 func TestRuntimeReopenLogAndErrors(t *testing.T) {
 	r := testRuntime(t)
 	ctx := context.Background()
-	id, logPath, _ := createTest(t, r, `while true; do echo tick; sleep 0.1; done`, nil)
+	id, logPath, cg := createTest(t, r, `while true; do echo tick; sleep 0.1; done`, nil)
 	if err := r.Start(ctx, "", id); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
+	st, err := ReadCgroupStats(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.CPUUsageNanos == 0 || st.MemoryUsage == 0 || st.MemoryWorkingSet > st.MemoryUsage || st.Pids == 0 {
+		t.Errorf("cgroup stats of a running container: %+v", st)
+	}
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}

@@ -487,16 +487,22 @@ func TestContainerStatsUpdateReopenEvents(t *testing.T) {
 	id := e.run(t, cfg)
 	time.Sleep(1500 * time.Millisecond)
 
+	// The CPU rate needs two samples: the background refresher takes one
+	// every few seconds.
 	var cs *runtime.ContainerStats
-	for range 3 { // the second read gives the CPU rate
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		resp, err := e.d.Runtime.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cs = resp.Stats
-		time.Sleep(1100 * time.Millisecond)
+		if cs.GetCpu().GetUsageNanoCores().GetValue() > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
-	if cs.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
+	if cs.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.GetCpu().GetUsageNanoCores().GetValue() == 0 ||
+		cs.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("container stats cpu %v memory %v, want non-zero", cs.GetCpu(), cs.GetMemory())
 	}
 	if cs.GetWritableLayer().GetUsedBytes().GetValue() < 8<<20 {
