@@ -701,3 +701,35 @@ func TestContainerLogLimitsAndTTY(t *testing.T) {
 		t.Errorf("tty container log:\n%s", out)
 	}
 }
+
+// TestContainerImageVolumes: with image_volumes = "bind" an image volume is
+// a per-container host directory, removed with the container.
+func TestContainerImageVolumes(t *testing.T) {
+	e := newCtrEnv(t, framework.WithConfig("[runtime]\nimage_volumes = \"bind\"\n"))
+	img := framework.BusyboxImage(t)
+	img.Config.Volumes = map[string]struct{}{"/data": {}}
+	e.reg.Push(t, "withvolume", "v1", img)
+	ref := e.reg.Ref("withvolume", "v1")
+	if _, err := e.d.Image.PullImage(framework.Ctx(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: ref}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("vol", `echo in-volume > /data/file && grep -q " /data " /proc/mounts && echo VOLUME-MOUNTED`)
+	cfg.Image.Image = ref
+	id := e.run(t, cfg)
+	if st := e.waitExit(t, id, 30*time.Second); st.ExitCode != 0 {
+		t.Fatalf("exit code %d: %v", st.ExitCode, e.logLines(t, "vol"))
+	}
+	if out := strings.Join(e.logLines(t, "vol"), "\n"); !strings.Contains(out, "VOLUME-MOUNTED") {
+		t.Errorf("/data is not a mount:\n%s", out)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.d.Root, "containers", id, "volumes", "*", "file"))
+	if len(files) != 1 {
+		t.Fatalf("volume file on the host: %v", files)
+	}
+	if b, _ := os.ReadFile(files[0]); string(b) != "in-volume\n" {
+		t.Errorf("volume file holds %q", b)
+	}
+	_, info := e.status(t, id)
+	e.remove(t, id)
+	e.assertContainerGone(t, id, info)
+}
