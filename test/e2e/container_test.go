@@ -178,7 +178,7 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 		}
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for info.ConmonPid > 0 && processAlive(info.ConmonPid, "conmon") {
+	for info.ConmonPid > 0 && ctrProcessAlive(info.ConmonPid, "conmon") {
 		if time.Now().After(deadline) {
 			t.Errorf("conmon %d still running after remove", info.ConmonPid)
 			break
@@ -190,7 +190,7 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 	}
 }
 
-func processAlive(pid int, comm string) bool {
+func ctrProcessAlive(pid int, comm string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 	return err == nil && strings.TrimSpace(string(b)) == comm
 }
@@ -231,7 +231,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.ImageId != img.Image.Id || st.Image.GetImage() != e.image ||
-		(st.ImageRef != img.Image.Id && !contains(img.Image.RepoDigests, st.ImageRef)) {
+		(st.ImageRef != img.Image.Id && !ctrContains(img.Image.RepoDigests, st.ImageRef)) {
 		t.Errorf("image %q ref %q id %q do not agree with ImageStatus %+v", st.Image.GetImage(), st.ImageRef, st.ImageId, img.Image)
 	}
 
@@ -291,7 +291,7 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
+func ctrContains[T comparable](list []T, s T) bool {
 	for _, v := range list {
 		if v == s {
 			return true
@@ -610,7 +610,7 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 	_, info := e.status(t, long)
 	e.d.Stop(t)
 	time.Sleep(3 * time.Second) // "short" exits while the daemon is down
-	if !processAlive(info.ConmonPid, "conmon") {
+	if !ctrProcessAlive(info.ConmonPid, "conmon") {
 		t.Fatal("conmon did not outlive the daemon")
 	}
 	e.d.Start(t)
@@ -732,4 +732,58 @@ func TestContainerImageVolumes(t *testing.T) {
 	_, info := e.status(t, id)
 	e.remove(t, id)
 	e.assertContainerGone(t, id, info)
+}
+
+// TestContainerSpecOptions checks from inside a container what the CRI
+// config asked for: mounts, the pod's hostname and files, capabilities,
+// no_new_privs, supplemental groups, privileged mode.
+func TestContainerSpecOptions(t *testing.T) {
+	e := newCtrEnv(t)
+	roDir, rwDir := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(roDir, "hello"), []byte("from-host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.config("opts", `cat /ro/hello; touch /ro/x 2>/dev/null && echo RO-WRITABLE || echo RO-OK
+echo written > /rw/out && echo RW-OK
+echo "hostname=$(hostname)"; grep -c nameserver /etc/resolv.conf >/dev/null && echo RESOLV-OK
+grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; id`)
+	cfg.Mounts = []*runtime.Mount{
+		{HostPath: roDir, ContainerPath: "/ro", Readonly: true},
+		{HostPath: rwDir, ContainerPath: "/rw"},
+	}
+	cfg.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{
+		NoNewPrivs:         true,
+		SupplementalGroups: []int64{4000},
+		Capabilities:       &runtime.Capability{DropCapabilities: []string{"ALL"}, AddCapabilities: []string{"CHOWN"}},
+	}
+	id := e.run(t, cfg)
+	st := e.waitExit(t, id, 30*time.Second)
+	out := strings.Join(e.logLines(t, "opts"), "\n")
+	for _, want := range []string{"from-host", "RO-OK", "RW-OK", "hostname=ctr", "RESOLV-OK",
+		"CapEff:\t0000000000000001", "NoNewPrivs:\t1", "groups=0(root),4000"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(rwDir, "out")); err != nil || string(b) != "written\n" {
+		t.Errorf("rw mount write not visible on the host: %q %v", b, err)
+	}
+	if !ctrContains(st.GetUser().GetLinux().GetSupplementalGroups(), 4000) {
+		t.Errorf("status supplemental groups %v lack 4000", st.GetUser().GetLinux().GetSupplementalGroups())
+	}
+	if len(st.Mounts) != 2 {
+		t.Errorf("status mounts %v", st.Mounts)
+	}
+
+	priv := e.config("priv", `grep CapEff /proc/self/status; ls /dev/loop-control >/dev/null 2>&1 && echo DEVICES-OK`)
+	priv.Linux.SecurityContext = &runtime.LinuxContainerSecurityContext{Privileged: true}
+	id = e.run(t, priv)
+	e.waitExit(t, id, 30*time.Second)
+	out = strings.Join(e.logLines(t, "priv"), "\n")
+	if strings.Contains(out, "CapEff:\t0000000000000000") || !strings.Contains(out, "DEVICES-OK") {
+		t.Errorf("privileged container:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
 }
