@@ -1,0 +1,35 @@
+package cri
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// containerRuntimeHandlers is what Status reports in runtime_handlers:
+// the default handler (empty name) and every configured one, each with the
+// features that work for it here. Recursive read-only mounts are probed
+// from the runtime (`<runtime> features` and the kernel); user namespaces
+// are not supported.
+func (s *Service) containerRuntimeHandlers(ctx context.Context) []*runtime.RuntimeHandler {
+	if s.opts.Runtime == nil {
+		return nil
+	}
+	names := append([]string{""}, s.opts.Runtime.Config().HandlerNames()...)
+	out := make([]*runtime.RuntimeHandler, 0, len(names))
+	for _, n := range names {
+		out = append(out, &runtime.RuntimeHandler{
+			Name: n,
+			Features: &runtime.RuntimeHandlerFeatures{
+				RecursiveReadOnlyMounts: s.opts.Runtime.RecursiveReadOnly(ctx, n),
+			},
+		})
+	}
+	return out
+}
+
+// containerRuntimeFeatures is what Status reports in features: spec
+// generation applies both supplemental groups policies (Merge, Strict).
+func containerRuntimeFeatures() *runtime.RuntimeFeatures {
+	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}
+}
