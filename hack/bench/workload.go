@@ -229,7 +229,10 @@ func (w *workload) execs(ctx context.Context, d *daemon, ctrID string, add func(
 		t := time.Now()
 		_, stderr, err := d.rt.ExecSync(ctx, ctrID, []string{"true"}, 30*time.Second)
 		if err != nil {
-			fail(figExec, fmt.Errorf("%w (stderr %q)", err, stderr))
+			if len(stderr) > 0 {
+				err = fmt.Errorf("%w (stderr %q)", err, stderr)
+			}
+			fail(figExec, err)
 			if isUnimplemented(err) {
 				return
 			}
