@@ -1,0 +1,163 @@
+package oci
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+)
+
+// startTest creates and starts a long-running container for exec tests.
+func startTest(t *testing.T, r *Runtime, mutate func(*SpecInput)) string {
+	t.Helper()
+	id, _, _ := createTest(t, r, "sleep 3600", mutate)
+	if err := r.Start(context.Background(), "", id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestExec(t *testing.T) {
+	r := testRuntime(t)
+	id := startTest(t, r, nil)
+	fdsBefore := openFds(t)
+
+	tests := []struct {
+		name       string
+		cmd        []string
+		stdin      string
+		wantOut    string
+		wantErr    string
+		wantCode   int
+		withStdin  bool
+		withStderr bool
+	}{
+		{name: "stdin to stdout", cmd: []string{"cat"}, stdin: "hello\n", withStdin: true, wantOut: "hello\n"},
+		{name: "stderr", cmd: []string{"sh", "-c", "echo out; echo err >&2"}, withStderr: true, wantOut: "out\n", wantErr: "err\n"},
+		{name: "exit code", cmd: []string{"sh", "-c", "exit 3"}, wantCode: 3},
+		{name: "killed by signal", cmd: []string{"sh", "-c", "kill -9 $$"}, wantCode: 137},
+		{name: "container env", cmd: []string{"sh", "-c", "echo $FROM_IMAGE"}, wantOut: "1\n"},
+		{name: "background child keeps stdout", cmd: []string{"sh", "-c", "/bin/busybox sleep 1 & echo done"}, wantOut: "done\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			opts := ExecOptions{Cmd: tt.cmd, Stdout: &stdout}
+			if tt.withStdin {
+				opts.Stdin = strings.NewReader(tt.stdin)
+			}
+			if tt.withStderr {
+				opts.Stderr = &stderr
+			}
+			code, err := r.Exec(context.Background(), "", id, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code != tt.wantCode || stdout.String() != tt.wantOut || stderr.String() != tt.wantErr {
+				t.Fatalf("code %d stdout %q stderr %q; want %d %q %q", code, stdout.String(), stderr.String(), tt.wantCode, tt.wantOut, tt.wantErr)
+			}
+		})
+	}
+	if after := openFds(t); after > fdsBefore {
+		t.Errorf("open fds grew from %d to %d", fdsBefore, after)
+	}
+}
+
+func TestExecErrors(t *testing.T) {
+	r := testRuntime(t)
+	id := startTest(t, r, nil)
+	if _, err := r.Exec(context.Background(), "", "no-such-container", ExecOptions{Cmd: []string{"true"}}); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("exec in unknown container: %v, want ErrNotRunning", err)
+	}
+	code, err := r.Exec(context.Background(), "", id, ExecOptions{Cmd: []string{"/no/such/binary"}})
+	if err == nil {
+		t.Errorf("exec of a missing binary: code %d, no error", code)
+	}
+}
+
+func TestExecCancelKillsProcess(t *testing.T) {
+	r := testRuntime(t)
+	id := startTest(t, r, nil)
+	for _, tty := range []bool{false, true} {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		start := time.Now()
+		_, err := r.Exec(ctx, "", id, ExecOptions{Cmd: []string{"/bin/busybox", "sleep", "4242"}, TTY: tty, Stdin: blockingReader{}, Stdout: io.Discard})
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("tty=%v: err %v, want deadline exceeded", tty, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("tty=%v: exec returned %v after cancel", tty, d)
+		}
+		if pids := processesWithCmdline("/bin/busybox\x00sleep\x004242"); len(pids) > 0 {
+			t.Errorf("tty=%v: exec'd process still running: %v", tty, pids)
+		}
+	}
+}
+
+func TestExecTTY(t *testing.T) {
+	r := testRuntime(t)
+	id := startTest(t, r, nil)
+	resize := make(chan remotecommand.TerminalSize, 2)
+	resize <- remotecommand.TerminalSize{Width: 70, Height: 20}
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		resize <- remotecommand.TerminalSize{Width: 100, Height: 30}
+	}()
+	var out bytes.Buffer
+	code, err := r.Exec(context.Background(), "", id, ExecOptions{
+		Cmd:    []string{"sh", "-c", "busybox stty size; busybox sleep 1.5; busybox stty size; test -t 0"},
+		TTY:    true,
+		Stdout: &out,
+		Resize: resize,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("code %d err %v output %q", code, err, out.String())
+	}
+	if got := strings.ReplaceAll(out.String(), "\r", ""); got != "20 70\n30 100\n" {
+		t.Fatalf("stty size printed %q", got)
+	}
+	// Typed input is echoed by the terminal and read by the process.
+	out.Reset()
+	code, err = r.Exec(context.Background(), "", id, ExecOptions{
+		Cmd: []string{"sh", "-c", "read line; echo got:$line; exit 4"}, TTY: true,
+		Stdin: strings.NewReader("abc\n"), Stdout: &out,
+	})
+	if err != nil || code != 4 || !strings.Contains(out.String(), "got:abc") {
+		t.Fatalf("code %d err %v output %q", code, err, out.String())
+	}
+}
+
+// blockingReader is a client that never sends stdin.
+type blockingReader struct{}
+
+func (blockingReader) Read([]byte) (int, error) { select {} }
+
+func openFds(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// processesWithCmdline lists host pids whose NUL-separated command line
+// starts with prefix.
+func processesWithCmdline(prefix string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var pids []string
+	for _, e := range entries {
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.HasPrefix(string(b), prefix) {
+			pids = append(pids, e.Name())
+		}
+	}
+	return pids
+}
