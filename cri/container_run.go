@@ -94,6 +94,11 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 	if c.State() == runtime.ContainerState_CONTAINER_EXITED {
 		return nil
 	}
+	if c.State() == runtime.ContainerState_CONTAINER_CREATED {
+		// Its process never ran the container's program: nothing to shut
+		// down gracefully.
+		timeout = 0
+	}
 	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, c.StopSignal, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
 	}

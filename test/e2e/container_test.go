@@ -443,6 +443,17 @@ func TestContainerRefusesBadInput(t *testing.T) {
 	if again := e.create(t, cfg); again != first {
 		t.Errorf("retried create returned %s, want %s", again, first)
 	}
+	// A created container that never started stops at once, whatever the timeout.
+	start := time.Now()
+	if _, err := e.d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: first, Timeout: 30}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stopping a created container took %v", d)
+	}
+	if st, _ := e.status(t, first); st.State != runtime.ContainerState_CONTAINER_EXITED || st.StartedAt != 0 {
+		t.Errorf("stopped created container: %v started %d", st.State, st.StartedAt)
+	}
 	// A create whose caller times out, then its retry, leave exactly one
 	// container of that name (the daemon finishes the first and hands it out).
 	slow := e.config("timedout", "sleep 60")
