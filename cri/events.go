@@ -63,9 +63,7 @@ func (b *eventBus) publish(s *Service, c *containerRecord, typ runtime.Container
 	}
 	// The kubelet's evented PLEG takes the pod's container statuses from
 	// the event; a deleted container is no longer among them.
-	for _, pc := range s.containers.byPod(c.PodID) {
-		ev.ContainersStatuses = append(ev.ContainersStatuses, pc.toStatus())
-	}
+	ev.ContainersStatuses = s.podContainerStatuses(c.PodID)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {
@@ -77,6 +75,16 @@ func (b *eventBus) publish(s *Service, c *containerRecord, typ runtime.Container
 			close(ch)
 		}
 	}
+}
+
+// podContainerStatuses is the status of every container of a pod, for
+// events and PodSandboxStatus' containers_statuses.
+func (s *Service) podContainerStatuses(podID string) []*runtime.ContainerStatus {
+	var out []*runtime.ContainerStatus
+	for _, c := range s.containers.byPod(podID) {
+		out = append(out, c.toStatus())
+	}
+	return out
 }
 
 // podStatusForEvent is the pod part of an event, built from the pod index
