@@ -13,6 +13,7 @@ import (
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
+	"github.com/criserver/criserver/streaming"
 )
 
 // RuntimeName is reported by Version.
@@ -45,6 +46,8 @@ type Options struct {
 	// Root is the daemon's root directory; container records live in
 	// <root>/containers.
 	Root string
+	// Streaming serves exec, attach and port-forward sessions.
+	Streaming *streaming.Server
 }
 
 // Service implements runtime.RuntimeServiceServer and

@@ -16,6 +16,7 @@ import (
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/streaming"
 )
 
 const defaultConfigPath = "/etc/criserver/config.toml"
@@ -39,6 +40,7 @@ type Config struct {
 	CNI     cni.Config        `toml:"cni"`
 	Image   imagestore.Config `toml:"image"`
 	Runtime oci.Config        `toml:"runtime"`
+	Stream  streaming.Config  `toml:"stream"`
 }
 
 func defaultConfig() Config {
@@ -51,6 +53,7 @@ func defaultConfig() Config {
 		CNI:             cni.DefaultConfig(),
 		Image:           imagestore.DefaultConfig(),
 		Runtime:         oci.DefaultConfig(),
+		Stream:          streaming.DefaultConfig(),
 	}
 }
 
@@ -76,6 +79,7 @@ func (c *Config) validate() error {
 		{"cni", c.CNI.Validate()},
 		{"image", c.Image.Validate()},
 		{"runtime", c.Runtime.Validate()},
+		{"stream", c.Stream.Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
+	"github.com/criserver/criserver/streaming"
 )
 
 // newService builds the packages that do the work and the CRI service over
@@ -36,6 +37,10 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
 	}
+	stream, err := streaming.NewServer(cfg.Stream)
+	if err != nil {
+		return nil, nil, fmt.Errorf("set up stream server: %w", err)
+	}
 	svc := cri.New(cri.Options{
 		Version:      version,
 		CgroupDriver: cri.CgroupDriver(cfg.CgroupDriver),
@@ -44,12 +49,21 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		Images:       images,
 		Runtime:      rt,
 		Root:         cfg.Root,
+		Streaming:    stream,
 	})
+	if err := stream.Start(svc.StreamRuntime()); err != nil {
+		stream.Stop()
+		return nil, nil, err
+	}
 	// The exit watcher runs until the service is released.
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	if err := svc.LoadContainers(watchCtx); err != nil {
 		stopWatch()
+		stream.Stop()
 		return nil, nil, fmt.Errorf("load containers: %w", err)
 	}
-	return svc, stopWatch, nil
+	return svc, func() {
+		stream.Stop()
+		stopWatch()
+	}, nil
 }
