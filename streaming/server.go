@@ -58,7 +58,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen for streaming: %w", err)
 	}
-	s := &Server{cfg: cfg, listener: ln, baseURL: advertisedURL(ln.Addr().(*net.TCPAddr), tlsConfig != nil)}
+	port := ln.Addr().(*net.TCPAddr).Port
+	s := &Server{cfg: cfg, listener: ln, baseURL: advertisedURL(net.ParseIP(cfg.Address), port, tlsConfig != nil)}
 	if tlsConfig != nil {
 		s.listener = tls.NewListener(ln, tlsConfig)
 	}
@@ -67,8 +68,7 @@ func NewServer(cfg Config) (*Server, error) {
 
 // advertisedURL is the base of the session URLs: the bound address, with
 // an unspecified IP replaced by loopback so the URL can be dialled.
-func advertisedURL(addr *net.TCPAddr, https bool) *url.URL {
-	ip := addr.IP
+func advertisedURL(ip net.IP, port int, https bool) *url.URL {
 	if ip.IsUnspecified() {
 		if ip.To4() != nil {
 			ip = net.IPv4(127, 0, 0, 1)
@@ -76,7 +76,7 @@ func advertisedURL(addr *net.TCPAddr, https bool) *url.URL {
 			ip = net.IPv6loopback
 		}
 	}
-	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(ip.String(), strconv.Itoa(addr.Port)), Path: "/"}
+	u := &url.URL{Scheme: "http", Host: net.JoinHostPort(ip.String(), strconv.Itoa(port)), Path: "/"}
 	if https {
 		u.Scheme = "https"
 	}
