@@ -266,16 +266,21 @@ func forwardRequest(conn httpstream.Connection, id string, port int, req string)
 		return "", err
 	}
 	errStream.Close()
-	h.Set("streamType", "data")
-	data, err := conn.CreateStream(h)
-	if err != nil {
-		return "", err
-	}
 	errc := make(chan string, 1)
 	go func() {
 		b, _ := io.ReadAll(errStream)
 		errc <- string(b)
 	}()
+	h.Set("streamType", "data")
+	data, err := conn.CreateStream(h)
+	if err != nil {
+		// The server may answer the pair (and reset it) before the
+		// data stream's reply arrives: its error stream says why.
+		if msg := <-errc; msg != "" {
+			return "", errors.New(msg)
+		}
+		return "", err
+	}
 	io.WriteString(data, req)
 	data.Close()
 	out, _ := io.ReadAll(data)
