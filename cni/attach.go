@@ -93,7 +93,7 @@ func (m *Manager) Attach(ctx context.Context, pod Pod) (Result, error) {
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		addErr := fmt.Errorf("CNI ADD on network %s for pod %s: %w", list.Name, pod.ID, err)
-		if derr := m.cni.DelNetworkList(context.WithoutCancel(ctx), list, rt); derr != nil {
+		if derr := m.del(context.WithoutCancel(ctx), list, rt); derr != nil {
 			klog.ErrorS(derr, "CNI DEL after a failed ADD", "pod", pod.ID, "network", list.Name)
 		}
 		return Result{}, addErr
@@ -133,7 +133,7 @@ func (m *Manager) Detach(ctx context.Context, pod Pod) error {
 			continue
 		}
 		rt := &libcni.RuntimeConf{ContainerID: pod.ID, NetNS: netns, IfName: a.IfName, Args: a.CniArgs, CapabilityArgs: a.CapabilityArgs}
-		if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+		if err := m.del(ctx, list, rt); err != nil {
 			errs = append(errs, fmt.Errorf("CNI DEL on network %s for pod %s: %w", list.Name, pod.ID, err))
 			continue
 		}
@@ -149,10 +149,29 @@ func (m *Manager) Detach(ctx context.Context, pod Pod) error {
 	}
 	rt := pod.runtimeConf()
 	rt.NetNS = netns
-	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
+	if err := m.del(ctx, list, rt); err != nil {
 		return fmt.Errorf("CNI DEL on network %s for pod %s: %w", list.Name, pod.ID, err)
 	}
 	return nil
+}
+
+// del runs DEL on the list. libcni stops at the first plugin that fails;
+// then every plugin is asked on its own, last first, so that one broken
+// plugin does not keep the others (IPAM, portmap) from releasing what
+// they hold. The first error is still returned.
+func (m *Manager) del(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	err := m.cni.DelNetworkList(ctx, list, rt)
+	if err == nil || len(list.Plugins) < 2 {
+		return err
+	}
+	errs := []error{err}
+	for i := len(list.Plugins) - 1; i >= 0; i-- {
+		one := &libcni.NetworkConfigList{Name: list.Name, CNIVersion: list.CNIVersion, Plugins: list.Plugins[i : i+1]}
+		if perr := m.cni.DelNetworkList(ctx, one, rt); perr != nil {
+			klog.V(2).InfoS("CNI DEL of one plugin", "network", list.Name, "plugin", list.Plugins[i].Network.Type, "err", perr)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // podIPs takes the addresses of the interfaces inside the pod (those with

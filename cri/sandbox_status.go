@@ -74,6 +74,7 @@ type podInfo struct {
 	PIDNSPath      string                    `json:"pidNamespacePath,omitempty"`
 	CgroupParent   string                    `json:"cgroupParent"`
 	Hostname       string                    `json:"hostname"`
+	HostnamePath   string                    `json:"hostnamePath,omitempty"`
 	ResolvConfPath string                    `json:"resolvConfPath,omitempty"`
 	HostsPath      string                    `json:"hostsPath,omitempty"`
 	ShmPath        string                    `json:"shmPath,omitempty"`
@@ -85,7 +86,7 @@ func verboseInfo(sb *sandbox.Sandbox) podInfo {
 	return podInfo{
 		InfraPID: sb.InfraPID, RuntimeHandler: sb.RuntimeHandler,
 		NetNSPath: sb.NetNSPath, IPCNSPath: sb.IPCNSPath, UTSNSPath: sb.UTSNSPath, PIDNSPath: sb.PIDNSPath,
-		CgroupParent: sb.CgroupParent, Hostname: sb.Hostname,
+		CgroupParent: sb.CgroupParent, Hostname: sb.Hostname, HostnamePath: sb.HostnamePath,
 		ResolvConfPath: sb.ResolvConfPath, HostsPath: sb.HostsPath, ShmPath: sb.ShmPath,
 		IPs: sb.IPs, Config: sb.Config,
 	}

@@ -9,8 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/criserver/criserver/atomicfile"
 )
 
 // DefaultShmSize is the size of a pod's /dev/shm, as Docker and the
@@ -76,8 +74,16 @@ func hostsFile(hostNet bool, hostFile, hostname string, ips []string) ([]byte, e
 	return []byte(b.String()), nil
 }
 
+// writePodFile replaces path through a rename, so a container never sees
+// half a file. It skips fsync: the files live on the state tmpfs and are
+// rewritten for every new pod.
 func writePodFile(path string, data []byte) error {
-	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return fmt.Errorf("write pod file: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("write pod file: %w", err)
 	}
 	return nil

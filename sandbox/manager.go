@@ -21,10 +21,11 @@ type Network interface {
 
 // Options configures a Manager.
 type Options struct {
-	// Root holds the pod records and files (<root>/pods/<id>/).
+	// Root holds the pod records (<root>/pods/<id>/sandbox.json).
 	Root string
 	// State holds the namespace pins (<state>/{netns,ipcns,utsns}/<id>) and
-	// the pod shm mounts (<state>/pods/<id>/shm).
+	// the pod files and shm mount (<state>/pods/<id>/{hostname,resolv.conf,
+	// hosts,shm}): they are made again for a new pod after a reboot.
 	State string
 	// CgroupDriver is oci.CgroupDriverCgroupfs or oci.CgroupDriverSystemd.
 	CgroupDriver string
@@ -96,7 +97,8 @@ func (m *Manager) podsDir() string             { return filepath.Join(m.opts.Roo
 func (m *Manager) podDir(id string) string     { return filepath.Join(m.podsDir(), id) }
 func (m *Manager) recordPath(id string) string { return filepath.Join(m.podDir(id), "sandbox.json") }
 func (m *Manager) statePodsDir() string        { return filepath.Join(m.opts.State, "pods") }
-func (m *Manager) shmPath(id string) string    { return filepath.Join(m.statePodsDir(), id, "shm") }
+func (m *Manager) stateDir(id string) string   { return filepath.Join(m.statePodsDir(), id) }
+func (m *Manager) shmPath(id string) string    { return filepath.Join(m.stateDir(id), "shm") }
 func (m *Manager) pinDir(k nsKind) string      { return filepath.Join(m.opts.State, k.name+"ns") }
 func (m *Manager) pinPath(k nsKind, id string) string {
 	return filepath.Join(m.pinDir(k), id)

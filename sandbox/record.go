@@ -40,6 +40,8 @@ type record struct {
 	CgroupParent   string    `json:"cgroupParent,omitempty"`
 	CgroupCreated  bool      `json:"cgroupCreated,omitempty"`
 	IPs            []string  `json:"ips,omitempty"`
+	// NetworkDetached: CNI DEL has run (see Sandbox.networkDetached).
+	NetworkDetached bool `json:"networkDetached,omitempty"`
 }
 
 const recordVersion = 1
@@ -58,6 +60,7 @@ func (m *Manager) writeRecord(sb *Sandbox, incomplete bool) error {
 		Hostname: sb.Hostname, HostnamePath: sb.HostnamePath, ResolvConfPath: sb.ResolvConfPath,
 		HostsPath: sb.HostsPath, ShmPath: sb.ShmPath,
 		CgroupParent: sb.CgroupParent, CgroupCreated: sb.CgroupCreated, IPs: sb.IPs,
+		NetworkDetached: sb.networkDetached,
 	}
 	if err := atomicfile.WriteJSON(m.recordPath(sb.ID), r); err != nil {
 		return fmt.Errorf("write pod %s record: %w", sb.ID, err)
@@ -78,6 +81,7 @@ func (r *record) sandbox() (*Sandbox, error) {
 		Hostname: r.Hostname, HostnamePath: r.HostnamePath, ResolvConfPath: r.ResolvConfPath,
 		HostsPath: r.HostsPath, ShmPath: r.ShmPath,
 		CgroupParent: r.CgroupParent, CgroupCreated: r.CgroupCreated, IPs: r.IPs,
+		networkDetached: r.NetworkDetached,
 	}
 	if r.Ready {
 		sb.State = StateReady
@@ -116,7 +120,7 @@ func (m *Manager) load(ctx context.Context) error {
 		}
 		if r.Incomplete {
 			klog.InfoS("Cleaning up pod whose creation was interrupted", "pod", id)
-			if err := m.teardown(ctx, sb); err != nil {
+			if err := m.teardown(ctx, sb, true); err != nil {
 				klog.ErrorS(err, "Cleaning up interrupted pod", "pod", id)
 			}
 			continue

@@ -101,7 +101,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 		return nil, err
 	}
 	if err := m.setup(ctx, sb); err != nil {
-		if terr := m.teardown(ctx, sb); terr != nil {
+		if terr := m.teardown(ctx, sb, true); terr != nil {
 			klog.ErrorS(terr, "Cleaning up after a failed RunPodSandbox", "pod", id)
 		}
 		return nil, err
@@ -196,6 +196,7 @@ func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox) error {
 	}
 	res, err := m.opts.Network.Attach(ctx, pod)
 	if err != nil {
+		sb.networkDetached = true // a failed Attach has run DEL itself
 		return err
 	}
 	sb.IPs = res.IPs
@@ -228,7 +229,10 @@ func (m *Manager) cniPod(sb *Sandbox) (cni.Pod, error) {
 }
 
 func (m *Manager) setupFiles(_ context.Context, sb *Sandbox) error {
-	dir := m.podDir(sb.ID)
+	dir := m.stateDir(sb.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create pod state dir: %w", err)
+	}
 	resolv, err := resolvConf(sb.Config.GetDnsConfig(), m.opts.HostResolvConf)
 	if err != nil {
 		return err

@@ -65,6 +65,10 @@ type Sandbox struct {
 
 	// IPs of the pod, primary first.
 	IPs []string
+
+	// networkDetached tells that CNI DEL succeeded, so that a repeated
+	// Stop, and the Remove after it, do not run the plugins again.
+	networkDetached bool
 }
 
 // Metadata is the pod's CRI metadata (never nil for a stored pod).

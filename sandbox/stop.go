@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 
 	"k8s.io/klog/v2"
 )
@@ -21,38 +20,51 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err := m.stop(ctx, sb); err != nil {
+	before := *sb
+	err = m.stop(ctx, sb)
+	if err == nil {
+		sb.State = StateNotReady
+	}
+	if sb.State == before.State && sb.networkDetached == before.networkDetached {
 		return err
 	}
-	if sb.State != StateNotReady {
-		sb.State = StateNotReady
-		if err := m.writeRecord(sb, false); err != nil {
-			return err
-		}
+	if werr := m.writeRecord(sb, false); werr != nil {
+		return errors.Join(err, werr)
 	}
 	m.update(sb)
-	return nil
+	return err
 }
 
 // stop undoes what a stopped pod no longer needs. Every step is safe to
-// repeat, so a Stop that failed midway can be retried.
+// repeat, so a Stop that failed midway can be retried; a failed step does
+// not keep the others from running.
 func (m *Manager) stop(ctx context.Context, sb *Sandbox) error {
+	var errs []error
 	if err := stopInfra(sb.InfraPID, sb.ID); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	if !sb.HostNetwork && m.opts.Network != nil {
-		pod, err := m.cniPod(sb)
-		if err != nil {
-			return err
-		}
-		if err := m.opts.Network.Detach(ctx, pod); err != nil {
-			return fmt.Errorf("stop pod %s: %w", sb.ID, err)
+	if !sb.HostNetwork && !sb.networkDetached && m.opts.Network != nil {
+		if err := m.detach(ctx, sb); err != nil {
+			errs = append(errs, err)
+		} else {
+			sb.networkDetached = true
 		}
 	}
 	if err := unmountShm(sb.ShmPath); err != nil {
-		return err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("stop pod %s: %w", sb.ID, errors.Join(errs...))
 	}
 	return nil
+}
+
+func (m *Manager) detach(ctx context.Context, sb *Sandbox) error {
+	pod, err := m.cniPod(sb)
+	if err != nil {
+		return err
+	}
+	return m.opts.Network.Detach(ctx, pod)
 }
 
 // Remove stops the pod if needed and removes its namespaces, files, cgroup
@@ -66,7 +78,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	if err := m.teardown(ctx, sb); err != nil {
+	if err := m.teardown(ctx, sb, false); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -82,8 +94,9 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 
 // teardown removes everything of the pod, in the reverse order of create.
 // It continues past failures so as to leak as little as it can, and
-// reports them all.
-func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
+// reports them all. On failure the record stays for a retry unless force
+// is set (a pod whose creation failed is never retried).
+func (m *Manager) teardown(ctx context.Context, sb *Sandbox, force bool) error {
 	var errs []error
 	if err := m.stop(ctx, sb); err != nil {
 		errs = append(errs, err)
@@ -93,22 +106,23 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox) error {
 			errs = append(errs, err)
 		}
 	}
-	if sb.ShmPath != "" {
-		if err := os.RemoveAll(filepath.Dir(sb.ShmPath)); err != nil {
-			errs = append(errs, fmt.Errorf("remove pod state dir: %w", err))
-		}
+	if err := os.RemoveAll(m.stateDir(sb.ID)); err != nil {
+		errs = append(errs, fmt.Errorf("remove pod state dir: %w", err))
 	}
 	if sb.CgroupCreated {
 		if err := deleteCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent)); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if len(errs) > 0 {
+	if len(errs) > 0 && !force {
 		// Keep the record: it is what a retried Remove works from.
 		return fmt.Errorf("remove pod %s: %w", sb.ID, errors.Join(errs...))
 	}
 	if err := os.RemoveAll(m.podDir(sb.ID)); err != nil {
-		return fmt.Errorf("remove pod %s files: %w", sb.ID, err)
+		errs = append(errs, fmt.Errorf("remove pod %s record: %w", sb.ID, err))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("remove pod %s: %w", sb.ID, errors.Join(errs...))
 	}
 	return nil
 }

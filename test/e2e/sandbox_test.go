@@ -27,6 +27,7 @@ type podInfo struct {
 	IPCNSPath      string `json:"ipcNamespacePath"`
 	UTSNSPath      string `json:"utsNamespacePath"`
 	CgroupParent   string `json:"cgroupParent"`
+	HostnamePath   string `json:"hostnamePath"`
 	ResolvConfPath string `json:"resolvConfPath"`
 	HostsPath      string `json:"hostsPath"`
 	ShmPath        string `json:"shmPath"`
@@ -227,7 +228,8 @@ func assertPodGone(t *testing.T, d *framework.Daemon, id string, info podInfo) {
 			}
 		}
 	}
-	for _, p := range []string{info.NetNSPath, info.IPCNSPath, info.UTSNSPath, info.ShmPath, filepath.Join(d.Root, "pods", id),
+	for _, p := range []string{info.NetNSPath, info.IPCNSPath, info.UTSNSPath, info.ShmPath, info.HostnamePath,
+		filepath.Join(d.Root, "pods", id), filepath.Join(d.State, "pods", id),
 		filepath.Join("/sys/fs/cgroup/memory", info.CgroupParent), filepath.Join("/sys/fs/cgroup/unified", info.CgroupParent)} {
 		if p == "" || p == "/sys/fs/cgroup/memory" {
 			continue
@@ -303,7 +305,7 @@ func TestPodHostNetwork(t *testing.T) {
 		t.Errorf("host-network pod has a network of its own: %+v %v", info, st.Network)
 	}
 	host, _ := os.Hostname()
-	if hn, _ := os.ReadFile(filepath.Join(d.Root, "pods", id, "hostname")); strings.TrimSpace(string(hn)) != host {
+	if hn, _ := os.ReadFile(info.HostnamePath); strings.TrimSpace(string(hn)) != host {
 		t.Errorf("host-network pod hostname = %q, want %q", hn, host)
 	}
 	// In the host's network namespace the pod sees the host's interfaces.
@@ -385,4 +387,39 @@ func TestPodRuntimeHandlerAndRestart(t *testing.T) {
 	}
 	stopRemovePod(t, d, id)
 	assertPodGone(t, d, id, info)
+}
+
+func TestPodCNIFailureLeavesNothing(t *testing.T) {
+	d := framework.StartDaemon(t)
+	// Lexically first, so it is the network in use: bridge works, then a
+	// plugin that does not exist fails the ADD after an IP was allocated.
+	broken := `{"cniVersion":"1.0.0","name":"broken","plugins":[
+ {"type":"bridge","bridge":"crie2ebrk0","ipam":{"type":"host-local","dataDir":"` + filepath.Join(d.Dir, "ipam") + `","ranges":[[{"subnet":"10.231.9.0/24"}]]}},
+ {"type":"no-such-plugin"}]}`
+	if err := os.WriteFile(filepath.Join(d.CNIConfDir, "00-broken.conflist"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "crie2ebrk0").Run() })
+	_, err := d.Runtime.RunPodSandbox(framework.Ctx(t), &runtime.RunPodSandboxRequest{Config: d.PodConfig(t, "cnifail")})
+	if err == nil || !strings.Contains(err.Error(), "no-such-plugin") {
+		t.Fatalf("RunPodSandbox on a broken network = %v, want an error naming the plugin", err)
+	}
+	if len(listPods(t, d, nil)) != 0 {
+		t.Errorf("failed pod is listed")
+	}
+	for _, dir := range []string{filepath.Join(d.Root, "pods"), filepath.Join(d.State, "pods"), filepath.Join(d.State, "netns"), filepath.Join(d.State, "ipcns"), filepath.Join(d.State, "utsns")} {
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%s holds %d entries after a failed run", dir, len(ents))
+		}
+	}
+	// DEL ran: host-local released the address it gave.
+	ents, _ := os.ReadDir(filepath.Join(d.Dir, "ipam", "broken"))
+	for _, e := range ents {
+		if net.ParseIP(e.Name()) != nil {
+			t.Errorf("IP %s still allocated after the failed run", e.Name())
+		}
+	}
+	if mounts, _ := framework.MountsUnder(d.State); len(mounts) != 0 {
+		t.Errorf("mounts remain: %v", mounts)
+	}
 }
