@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -23,7 +24,11 @@ func (s *Service) PodSandboxStatus(_ context.Context, req *runtime.PodSandboxSta
 	if err != nil {
 		return nil, sandboxError(err)
 	}
-	resp := &runtime.PodSandboxStatusResponse{Status: podStatus(sb)}
+	resp := &runtime.PodSandboxStatusResponse{
+		Status:             podStatus(sb),
+		ContainersStatuses: s.podContainerStatuses(id),
+		Timestamp:          time.Now().UnixNano(),
+	}
 	if req.GetVerbose() {
 		info, err := json.Marshal(verboseInfo(sb))
 		if err != nil {
