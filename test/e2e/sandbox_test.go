@@ -423,3 +423,39 @@ func TestPodCNIFailureLeavesNothing(t *testing.T) {
 		t.Errorf("mounts remain: %v", mounts)
 	}
 }
+
+func TestPodBandwidthAnnotations(t *testing.T) {
+	d := framework.StartDaemon(t)
+	cfg := d.PodConfig(t, "bw")
+	// Rates no other test uses, so the qdiscs found are this pod's.
+	cfg.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "3456k", "kubernetes.io/egress-bandwidth": "2345k"}
+	id := runPod(t, d, cfg)
+	_, info := podStatus(t, d, id)
+	qdiscs := func() string {
+		out, err := exec.Command("tc", "qdisc", "show").CombinedOutput()
+		if err != nil {
+			t.Fatalf("tc qdisc show: %v: %s", err, out)
+		}
+		return string(out)
+	}
+	got := qdiscs()
+	for _, rate := range []string{"3456Kbit", "2345Kbit"} {
+		if !strings.Contains(got, "rate "+rate) {
+			t.Errorf("no tbf qdisc with rate %s for the pod:\n%s", rate, got)
+		}
+	}
+	stopRemovePod(t, d, id)
+	got = qdiscs()
+	for _, rate := range []string{"3456Kbit", "2345Kbit"} {
+		if strings.Contains(got, "rate "+rate) {
+			t.Errorf("qdisc with rate %s remains after remove", rate)
+		}
+	}
+	assertPodGone(t, d, id, info)
+
+	bad := d.PodConfig(t, "bwbad")
+	bad.Annotations = map[string]string{"kubernetes.io/ingress-bandwidth": "fast"}
+	if _, err := d.Runtime.RunPodSandbox(framework.Ctx(t), &runtime.RunPodSandboxRequest{Config: bad}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("bad bandwidth annotation: %v, want InvalidArgument", err)
+	}
+}
