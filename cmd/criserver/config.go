@@ -16,6 +16,7 @@ import (
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/sandbox"
 	"github.com/criserver/criserver/streaming"
 )
 
@@ -41,6 +42,7 @@ type Config struct {
 	Image   imagestore.Config `toml:"image"`
 	Runtime oci.Config        `toml:"runtime"`
 	Stream  streaming.Config  `toml:"stream"`
+	Sandbox sandbox.Config    `toml:"sandbox"`
 }
 
 func defaultConfig() Config {
@@ -54,6 +56,7 @@ func defaultConfig() Config {
 		Image:           imagestore.DefaultConfig(),
 		Runtime:         oci.DefaultConfig(),
 		Stream:          streaming.DefaultConfig(),
+		Sandbox:         sandbox.DefaultConfig(),
 	}
 }
 
@@ -80,6 +83,7 @@ func (c *Config) validate() error {
 		{"image", c.Image.Validate()},
 		{"runtime", c.Runtime.Validate()},
 		{"stream", c.Stream.Validate()},
+		{"sandbox", c.Sandbox.Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -25,6 +25,8 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		CgroupDriver: cfg.CgroupDriver,
 		Network:      network,
 		HasHandler:   cfg.Runtime.HasHandler,
+		ShmSize:      cfg.Sandbox.ShmSize,
+		InfraBinary:  cfg.Sandbox.InfraBinary,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("load pod sandboxes: %w", err)

@@ -459,3 +459,15 @@ func TestPodBandwidthAnnotations(t *testing.T) {
 		t.Errorf("bad bandwidth annotation: %v, want InvalidArgument", err)
 	}
 }
+
+func TestPodShmSizeFromConfig(t *testing.T) {
+	d := framework.StartDaemon(t, framework.WithConfig("[sandbox]\nshm_size = 1048576\n"))
+	id := runPod(t, d, d.PodConfig(t, "shm"))
+	_, info := podStatus(t, d, id)
+	var shm unixStatfs
+	if err := statfs(info.ShmPath, &shm); err != nil || shm.size() != 1<<20 {
+		t.Errorf("pod shm %s: %v, size %d, want 1 MiB", info.ShmPath, err, shm.size())
+	}
+	stopRemovePod(t, d, id)
+	assertPodGone(t, d, id, info)
+}
