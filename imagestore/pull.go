@@ -64,7 +64,7 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth) (Image, error)
 	if err != nil {
 		return Image{}, err
 	}
-	cfg, cfgDigest, err := fetchConfig(ctx, src, m)
+	cfg, cfgDigest, err := s.fetchConfig(ctx, src, m)
 	if err != nil {
 		return Image{}, err
 	}
@@ -127,6 +127,9 @@ func (s *Store) systemContext(r imageRef, auth *Auth) (*types.SystemContext, err
 // manifest list, and the digest of the top-level manifest (what the
 // reference names, and what the image's repo digest records).
 func (s *Store) fetchManifest(ctx context.Context, src types.ImageSource, sys *types.SystemContext, r imageRef) (manifest.Manifest, digest.Digest, error) {
+	// Manifests are small: a fetch taking the whole progress timeout has stalled.
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProgressTimeout)
+	defer cancel()
 	blob, mt, err := src.GetManifest(ctx, nil)
 	if err != nil {
 		return nil, "", fmt.Errorf("fetch manifest: %w", err)
@@ -168,20 +171,25 @@ func (s *Store) fetchManifest(ctx context.Context, src types.ImageSource, sys *t
 	return m, top, nil
 }
 
-func fetchConfig(ctx context.Context, src types.ImageSource, m manifest.Manifest) (ocispec.Image, digest.Digest, error) {
+func (s *Store) fetchConfig(ctx context.Context, src types.ImageSource, m manifest.Manifest) (ocispec.Image, digest.Digest, error) {
 	info := m.ConfigInfo()
 	var cfg ocispec.Image
 	if err := info.Digest.Validate(); err != nil {
 		return cfg, "", fmt.Errorf("config digest: %w", err)
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	wd := newWatchdog(s.cfg.ProgressTimeout, cancel, info)
+	defer wd.stop()
 	rc, _, err := src.GetBlob(ctx, info, none.NoCache)
 	if err != nil {
-		return cfg, "", fmt.Errorf("fetch config %s: %w", info.Digest, err)
+		return cfg, "", fmt.Errorf("fetch config %s: %w", info.Digest, wd.explain(ctx, err))
 	}
 	defer rc.Close()
-	blob, err := io.ReadAll(io.LimitReader(rc, maxConfigSize+1))
+	wd.r = rc
+	blob, err := io.ReadAll(io.LimitReader(wd, maxConfigSize+1))
 	if err != nil {
-		return cfg, "", fmt.Errorf("fetch config %s: %w", info.Digest, err)
+		return cfg, "", fmt.Errorf("fetch config %s: %w", info.Digest, wd.explain(ctx, err))
 	}
 	if len(blob) > maxConfigSize {
 		return cfg, "", fmt.Errorf("config %s: larger than %d bytes", info.Digest, maxConfigSize)
