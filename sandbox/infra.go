@@ -7,7 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,40 +15,36 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/sandbox/infra"
 )
 
 // InfraArgv0 is the argv[0] under which the daemon binary, re-executed
 // from /proc/self/exe, runs as a pod's infra process (see RunInfra).
-const InfraArgv0 = "criserver-infra"
+const InfraArgv0 = infra.Argv0
 
-// infraReady is what the infra process writes once its signal handling
-// is in place; until then a SIGTERM would still end it.
-const infraReady = "ready\n"
-
-// infraStartTimeout bounds the wait for infraReady.
+// infraStartTimeout bounds the wait for the infra process to be ready.
 const infraStartTimeout = 10 * time.Second
 
-// RunInfra is the main of a pod's infra process: PID 1 of the pod's PID
-// namespace. It reaps the orphans the kernel hands it and ignores the
-// signals a container could send to end the pod's PID namespace; the
-// daemon ends it with SIGKILL. It never returns.
-func RunInfra() int {
-	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	children := make(chan os.Signal, 16)
-	signal.Notify(children, syscall.SIGCHLD)
-	// Tell the daemon the signals are set up, then let go of its pipe.
-	os.Stdout.Write([]byte(infraReady))
-	os.Stdout.Close()
-	for range children {
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if pid <= 0 || err != nil {
-				break
-			}
-		}
+// InfraBinaryName is the small infra binary (cmd/criserver-infra) the
+// daemon prefers when it is installed next to the daemon's own binary.
+const InfraBinaryName = "criserver-infra"
+
+// RunInfra is the main of a pod's infra process (see package infra).
+func RunInfra() int { return infra.Run() }
+
+// defaultInfraBinary is InfraBinaryName beside the running executable, or
+// "" (re-execute ourselves) when there is none.
+func defaultInfraBinary() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
 	}
-	return 0
+	p := filepath.Join(filepath.Dir(exe), InfraBinaryName)
+	if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		return p
+	}
+	return ""
 }
 
 // startInfra starts the infra process of pod id in a new PID namespace,
@@ -85,8 +81,8 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 	go cmd.Wait()
 	pid := cmd.Process.Pid
 	r.SetReadDeadline(time.Now().Add(infraStartTimeout))
-	buf := make([]byte, len(infraReady))
-	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != infraReady {
+	buf := make([]byte, len(infra.Ready))
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != infra.Ready {
 		stopInfra(pid, id)
 		return 0, fmt.Errorf("infra process %d did not start (is %s able to run as %s?): %v", pid, exe, InfraArgv0, err)
 	}

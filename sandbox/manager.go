@@ -73,6 +73,9 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	if opts.CgroupDriver == "" {
 		opts.CgroupDriver = oci.CgroupDriverCgroupfs
 	}
+	if opts.InfraBinary == "" {
+		opts.InfraBinary = defaultInfraBinary()
+	}
 	if opts.HasHandler == nil {
 		opts.HasHandler = oci.DefaultConfig().HasHandler
 	}
