@@ -1,0 +1,116 @@
+package imagestore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+)
+
+func TestRootfsMergedViewAndLifecycle(t *testing.T) {
+	reg := newFakeRegistry(t)
+	lower := buildTar(t, dir("etc"), file("etc/keep", "k"), file("etc/gone", "g"),
+		dir("opq"), file("opq/old", "o"), dir("d"), file("d/x", "x"))
+	upper := buildTar(t, file("etc/.wh.gone", ""), dir("opq"), file("opq/.wh..wh..opq", ""), file("opq/new", "n"),
+		file(".wh.d", ""))
+	reg.push("w", "v1", testImage{layers: [][]byte{lower, upper}, compression: []string{"gzip", "gzip"}})
+	s := newTestStore(t, t.TempDir())
+	ctx := context.Background()
+	img, err := s.Pull(ctx, reg.addr()+"/w:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cid = "c1"
+	merged, err := s.CreateRootfs(ctx, cid, img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.RemoveRootfs(ctx, cid) })
+	exists := map[string]bool{"etc/keep": true, "etc/gone": false, "opq/new": true, "opq/old": false, "d": false}
+	for name, want := range exists {
+		_, err := os.Lstat(filepath.Join(merged, name))
+		if got := err == nil; got != want {
+			t.Errorf("%s exists = %v, want %v (%v)", name, got, want, err)
+		}
+	}
+	if again, err := s.MountRootfs(ctx, cid); err != nil || again != merged {
+		t.Errorf("MountRootfs on a mounted rootfs: %q %v", again, err)
+	}
+	if err := os.WriteFile(filepath.Join(merged, "written"), make([]byte, 10000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, n, err := s.RootfsUsage(cid); err != nil || b < 10000 || n < 1 {
+		t.Errorf("RootfsUsage = %d, %d, %v", b, n, err)
+	}
+	if u := s.ContainerFsUsage(); u.UsedBytes < 10000 {
+		t.Errorf("ContainerFsUsage = %+v", u)
+	}
+	// The image goes, its layers stay for the container.
+	if err := s.Remove(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	top := s.layerPath(chainIDs([]digest.Digest{digest.FromBytes(lower), digest.FromBytes(upper)})[1])
+	if _, err := os.Stat(top); err != nil {
+		t.Errorf("layer of a container removed with its image: %v", err)
+	}
+	if err := s.RemoveRootfs(ctx, cid); err != nil {
+		t.Fatal(err)
+	}
+	if mounted, _ := isMountpoint(merged); mounted {
+		t.Errorf("still mounted")
+	}
+	for _, p := range []string{s.rootfsPath(cid), top} {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left after RemoveRootfs: %v", p, err)
+		}
+	}
+	if err := s.RemoveRootfs(ctx, cid); err != nil {
+		t.Errorf("second RemoveRootfs: %v", err)
+	}
+	if _, err := s.CreateRootfs(ctx, "c2", img.ID); err == nil {
+		t.Errorf("CreateRootfs of a removed image succeeded")
+	}
+	for _, bad := range []string{"", "../x", "l", "tmp-x", "a/b"} {
+		if _, err := s.CreateRootfs(ctx, bad, img.ID); err == nil {
+			t.Errorf("CreateRootfs(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestRootfsSurvivesRestart(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("w", "v1", testImage{layers: [][]byte{baseLayer(t)}})
+	root := t.TempDir()
+	s := newTestStore(t, root)
+	ctx := context.Background()
+	img, err := s.Pull(ctx, reg.addr()+"/w:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := s.CreateRootfs(ctx, "c1", img.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unmount(merged); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestStore(t, root)
+	if _, err := s2.MountRootfs(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(merged, "etc/passwd")); err != nil {
+		t.Errorf("remounted rootfs: %v", err)
+	}
+	if err := s2.Remove(ctx, img.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.RemoveRootfs(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(s2.layers) != 0 {
+		t.Errorf("layers left: %d", len(s2.layers))
+	}
+}
