@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -90,6 +91,9 @@ func (m *Manager) Attach(ctx context.Context, pod Pod) (Result, error) {
 		return Result{}, err
 	}
 	rt := pod.runtimeConf()
+	if list, err = prune(list, rt); err != nil {
+		return Result{}, err
+	}
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
 		addErr := fmt.Errorf("CNI ADD on network %s for pod %s: %w", list.Name, pod.ID, err)
@@ -230,4 +234,75 @@ func ParseBandwidth(s string) (uint64, error) {
 		}
 	}
 	return n * mult, nil
+}
+
+// idlePlugins are plugins whose whole work is one capability: given no
+// value for it, their ADD passes the previous result through and their DEL
+// has nothing to undo. Each exec costs tens of milliseconds, so a pod
+// without hostPorts or bandwidth limits skips them. staticKeys are config
+// keys that give the plugin work of its own; with any of them it runs.
+var idlePlugins = map[string]struct {
+	capability string
+	staticKeys []string
+}{
+	"portmap":   {"portMappings", nil},
+	"bandwidth": {"bandwidth", []string{"ingressRate", "ingressBurst", "egressRate", "egressBurst"}},
+}
+
+// prune drops the idle plugins from list for this pod. The pruned list is
+// what libcni caches, so DEL later runs exactly the plugins ADD ran.
+func prune(list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) (*libcni.NetworkConfigList, error) {
+	var keep []json.RawMessage
+	pruned := false
+	for _, p := range list.Plugins {
+		if idle(p, rt) {
+			pruned = true
+			continue
+		}
+		keep = append(keep, json.RawMessage(p.Bytes))
+	}
+	if !pruned || len(keep) == 0 {
+		return list, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(list.Bytes, &raw); err != nil {
+		return nil, fmt.Errorf("network %s: %w", list.Name, err)
+	}
+	plugins, err := json.Marshal(keep)
+	if err != nil {
+		return nil, err
+	}
+	raw["plugins"] = plugins
+	data, err := json.Marshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	out, err := libcni.ConfListFromBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("network %s without idle plugins: %w", list.Name, err)
+	}
+	return out, nil
+}
+
+func idle(p *libcni.PluginConfig, rt *libcni.RuntimeConf) bool {
+	if p.Network == nil {
+		return false
+	}
+	spec, ok := idlePlugins[p.Network.Type]
+	if !ok {
+		return false
+	}
+	if _, given := rt.CapabilityArgs[spec.capability]; given {
+		return false
+	}
+	var conf map[string]json.RawMessage
+	if err := json.Unmarshal(p.Bytes, &conf); err != nil {
+		return false
+	}
+	for _, k := range spec.staticKeys {
+		if _, set := conf[k]; set {
+			return false
+		}
+	}
+	return true
 }

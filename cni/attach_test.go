@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/containernetworking/cni/libcni"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
 
@@ -65,5 +66,45 @@ func TestRuntimeConfArgs(t *testing.T) {
 	}
 	if _, ok := rt.CapabilityArgs["bandwidth"]; ok {
 		t.Errorf("bandwidth capability set without limits")
+	}
+}
+
+func TestPruneIdlePlugins(t *testing.T) {
+	conf := []byte(`{"cniVersion":"1.0.0","name":"n","plugins":[
+ {"type":"bridge","bridge":"b0"},
+ {"type":"portmap","capabilities":{"portMappings":true}},
+ {"type":"bandwidth","capabilities":{"bandwidth":true}},
+ {"type":"firewall"}]}`)
+	list, err := libcni.ConfListFromBytes(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := func(l *libcni.NetworkConfigList) []string {
+		var out []string
+		for _, p := range l.Plugins {
+			out = append(out, p.Network.Type)
+		}
+		return out
+	}
+	plain := Pod{ID: "a"}.runtimeConf()
+	got, err := prune(list, plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bridge", "firewall"}; !slices.Equal(types(got), want) {
+		t.Errorf("pruned plugins = %v, want %v", types(got), want)
+	}
+	// The cached bytes are the pruned list, so DEL matches ADD.
+	again, err := libcni.ConfListFromBytes(got.Bytes)
+	if err != nil || !slices.Equal(types(again), types(got)) || again.Name != "n" {
+		t.Errorf("pruned bytes = %s (%v)", got.Bytes, err)
+	}
+	withPorts := Pod{ID: "a", PortMappings: []PortMapping{{HostPort: 1, ContainerPort: 1, Protocol: "tcp"}}, Bandwidth: &Bandwidth{IngressRate: 1}}.runtimeConf()
+	if got, _ := prune(list, withPorts); len(got.Plugins) != 4 {
+		t.Errorf("plugins with capabilities given = %v", types(got))
+	}
+	static, _ := libcni.ConfListFromBytes([]byte(`{"cniVersion":"1.0.0","name":"n","plugins":[{"type":"bridge"},{"type":"bandwidth","ingressRate":1000,"ingressBurst":1000}]}`))
+	if got, _ := prune(static, plain); len(got.Plugins) != 2 {
+		t.Errorf("bandwidth with static rates pruned: %v", types(got))
 	}
 }
