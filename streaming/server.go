@@ -18,6 +18,7 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"k8s.io/klog/v2"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
 )
 
 // Runtime runs the sessions the server accepts: the cri package implements
@@ -33,7 +34,10 @@ type Server struct {
 	listener net.Listener
 	baseURL  *url.URL
 
+	sessions *sessions
+
 	mu   sync.Mutex
+	rt   Runtime
 	lib  criserverstreaming.Server // nil until Start
 	http *http.Server
 	done chan struct{}
@@ -59,7 +63,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen for streaming: %w", err)
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
-	s := &Server{cfg: cfg, listener: ln, baseURL: advertisedURL(net.ParseIP(cfg.Address), port, tlsConfig != nil)}
+	s := &Server{cfg: cfg, listener: ln, sessions: newSessions(), baseURL: advertisedURL(net.ParseIP(cfg.Address), port, tlsConfig != nil)}
 	if tlsConfig != nil {
 		s.listener = tls.NewListener(ln, tlsConfig)
 	}
@@ -104,9 +108,9 @@ func (s *Server) Start(rt Runtime) error {
 	if err != nil {
 		return fmt.Errorf("create stream server: %w", err)
 	}
-	s.lib = lib
+	s.lib, s.rt = lib, rt
 	s.http = &http.Server{
-		Handler:           cancelOnHangup(lib),
+		Handler:           cancelOnHangup(http.HandlerFunc(s.serve)),
 		ReadHeaderTimeout: 30 * time.Second,
 	}
 	s.done = make(chan struct{})
@@ -148,7 +152,12 @@ func (s *Server) GetExec(req *runtime.ExecRequest) (*runtime.ExecResponse, error
 	if err != nil {
 		return nil, err
 	}
-	return lib.GetExec(req)
+	resp, err := lib.GetExec(req)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions.add(resp.Url, req)
+	return resp, nil
 }
 
 // GetAttach returns the URL of an attach session for a validated request.
@@ -157,7 +166,12 @@ func (s *Server) GetAttach(req *runtime.AttachRequest) (*runtime.AttachResponse,
 	if err != nil {
 		return nil, err
 	}
-	return lib.GetAttach(req)
+	resp, err := lib.GetAttach(req)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions.add(resp.Url, req)
+	return resp, nil
 }
 
 // GetPortForward returns the URL of a port-forward session for a
@@ -167,5 +181,25 @@ func (s *Server) GetPortForward(req *runtime.PortForwardRequest) (*runtime.PortF
 	if err != nil {
 		return nil, err
 	}
-	return lib.GetPortForward(req)
+	resp, err := lib.GetPortForward(req)
+	if err != nil {
+		return nil, err
+	}
+	s.sessions.add(resp.Url, req)
+	return resp, nil
+}
+
+// serve admits each session URL once, then hands v5 WebSocket exec and
+// attach sessions to serveV5 and everything else to the library.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	req, ok := s.sessions.take(r)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if _, remote := optionsOf(req); remote && wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+		serveV5(w, r, s.rt, req, s.cfg.IdleTimeout)
+		return
+	}
+	s.lib.ServeHTTP(w, r)
 }

@@ -90,6 +90,14 @@ var executors = map[string]executorFunc{
 		}
 		return e
 	},
+	// kubectl 1.31+: v5 over WebSocket, served by serveV5.
+	"websocket-v5": func(t *testing.T, rawURL string) remotecommand.Executor {
+		e, err := remotecommand.NewWebSocketExecutor(&rest.Config{}, http.MethodGet, rawURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	},
 	// The library serves the v4 channel protocol over WebSocket.
 	"websocket": func(t *testing.T, rawURL string) remotecommand.Executor {
 		e, err := remotecommand.NewWebSocketExecutorForProtocols(&rest.Config{}, http.MethodGet, rawURL, "v4.channel.k8s.io")
@@ -153,16 +161,29 @@ func TestExecExitCode(t *testing.T) {
 
 func TestTokenSingleUse(t *testing.T) {
 	s := startServer(t, &fakeRuntime{})
-	resp, err := s.GetExec(&runtime.ExecRequest{ContainerId: "c1", Cmd: []string{"true"}, Stderr: true})
-	if err != nil {
-		t.Fatal(err)
+	for first, newFirst := range executors {
+		for second, newSecond := range executors {
+			resp, err := s.GetExec(&runtime.ExecRequest{ContainerId: "c1", Cmd: []string{"true"}, Stderr: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := newFirst(t, resp.Url).StreamWithContext(context.Background(), remotecommand.StreamOptions{Stderr: io.Discard}); err != nil {
+				t.Fatalf("%s: %v", first, err)
+			}
+			if err := newSecond(t, resp.Url).StreamWithContext(context.Background(), remotecommand.StreamOptions{Stderr: io.Discard}); err == nil {
+				t.Fatalf("URL used over %s served again over %s", first, second)
+			}
+		}
 	}
-	if err := executors["spdy"](t, resp.Url).StreamWithContext(context.Background(), remotecommand.StreamOptions{Stderr: io.Discard}); err != nil {
-		t.Fatal(err)
-	}
-	err = executors["spdy"](t, resp.Url).StreamWithContext(context.Background(), remotecommand.StreamOptions{Stderr: io.Discard})
-	if err == nil {
-		t.Fatal("second use of a token succeeded")
+}
+
+func TestTokenExpires(t *testing.T) {
+	ss := newSessions()
+	ss.add("http://127.0.0.1:1/exec/tok", "req")
+	ss.byToken["tok"] = session{req: "req", expires: time.Now().Add(-time.Second)}
+	r := httptest.NewRequest(http.MethodGet, "/exec/tok", nil)
+	if _, ok := ss.take(r); ok {
+		t.Fatal("an expired session was admitted")
 	}
 }
 
