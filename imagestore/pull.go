@@ -35,7 +35,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error)
 	}
 	img, err := s.pull(ctx, r, auth)
 	if err != nil {
-		return Image{}, fmt.Errorf("pull %s: %w", r, err)
+		return Image{}, fmt.Errorf("pull %s: %w", r, classifyRegistryError(err))
 	}
 	return img, nil
 }

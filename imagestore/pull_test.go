@@ -112,7 +112,7 @@ func TestPullBadReferenceAndMissing(t *testing.T) {
 		t.Errorf("bad ref: %v", err)
 	}
 	_, err := s.Pull(context.Background(), reg.addr()+"/nope:v1", nil)
-	if err == nil || !strings.Contains(err.Error(), "nope") {
+	if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("missing image: %v", err)
 	}
 }
