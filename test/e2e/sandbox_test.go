@@ -471,3 +471,32 @@ func TestPodShmSizeFromConfig(t *testing.T) {
 	stopRemovePod(t, d, id)
 	assertPodGone(t, d, id, info)
 }
+
+func TestPodDualStack(t *testing.T) {
+	d := framework.StartDaemon(t)
+	conf := `{"cniVersion":"1.0.0","name":"dual","plugins":[
+ {"type":"bridge","bridge":"crie2edual0","isGateway":true,
+  "ipam":{"type":"host-local","dataDir":"` + filepath.Join(d.Dir, "ipam") + `",
+   "ranges":[[{"subnet":"fd42:e2e::/64"}],[{"subnet":"10.231.11.0/24"}]]}}]}`
+	if err := os.WriteFile(filepath.Join(d.CNIConfDir, "00-dual.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "del", "crie2edual0").Run() })
+	id := runPod(t, d, d.PodConfig(t, "dual"))
+	st, info := podStatus(t, d, id)
+	// IPv4 is the primary even though the network lists IPv6 first.
+	primary := net.ParseIP(st.GetNetwork().GetIp())
+	if primary == nil || primary.To4() == nil || len(st.Network.AdditionalIps) != 1 {
+		t.Fatalf("pod network = %v, want an IPv4 primary and one additional IP", st.GetNetwork())
+	}
+	v6 := net.ParseIP(st.Network.AdditionalIps[0].Ip)
+	if v6 == nil || v6.To4() != nil {
+		t.Fatalf("additional IP %q is not IPv6", st.Network.AdditionalIps[0].Ip)
+	}
+	serveHTTP(t, info, 8080, "over-v6")
+	if got := httpGet(t, "http://"+net.JoinHostPort(v6.String(), "8080")+"/"); got != "over-v6" {
+		t.Errorf("GET over IPv6 = %q", got)
+	}
+	stopRemovePod(t, d, id)
+	assertPodGone(t, d, id, info)
+}
