@@ -27,9 +27,16 @@ import (
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
-// streamProtocols are the client-go executors the kubelet's clients use.
-// The stream server speaks WebSocket with the v4 channel protocol.
+// streamProtocols are the client-go executors the kubelet's clients use:
+// SPDY, WebSocket with v5 (kubectl 1.31+) and with v4.
 var streamProtocols = map[string]func(t *testing.T, u string) remotecommand.Executor{
+	"websocket-v5": func(t *testing.T, u string) remotecommand.Executor {
+		e, err := remotecommand.NewWebSocketExecutor(&rest.Config{}, http.MethodGet, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	},
 	"spdy": func(t *testing.T, u string) remotecommand.Executor {
 		pu, err := url.Parse(u)
 		if err != nil {
@@ -125,17 +132,19 @@ func TestStreamExec(t *testing.T) {
 			}
 		})
 	}
-	// Half-closing stdin needs SPDY (or v5 over WebSocket).
-	t.Run("spdy/stdin", func(t *testing.T) {
-		u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "read a; echo got:$a; cat"}, Stdin: true, Stdout: true})
-		var out bytes.Buffer
-		err := streamProtocols["spdy"](t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{
-			Stdin: strings.NewReader("hello\nrest\n"), Stdout: &out,
+	// Half-closing stdin needs SPDY or v5 over WebSocket.
+	for _, name := range []string{"spdy", "websocket-v5"} {
+		t.Run(name+"/stdin", func(t *testing.T) {
+			u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "read a; echo got:$a; cat"}, Stdin: true, Stdout: true})
+			var out bytes.Buffer
+			err := streamProtocols[name](t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{
+				Stdin: strings.NewReader("hello\nrest\n"), Stdout: &out,
+			})
+			if err != nil || out.String() != "got:hello\nrest\n" {
+				t.Fatalf("output %q, err %v", out.String(), err)
+			}
 		})
-		if err != nil || out.String() != "got:hello\nrest\n" {
-			t.Fatalf("output %q, err %v", out.String(), err)
-		}
-	})
+	}
 	t.Run("token-single-use", func(t *testing.T) {
 		u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"true"}, Stdout: true})
 		if err := streamProtocols["spdy"](t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{Stdout: io.Discard}); err != nil {
@@ -183,24 +192,29 @@ func TestStreamAttach(t *testing.T) {
 	cfg.Stdin = true
 	id := e.run(t, cfg)
 
-	resp, err := e.d.Runtime.Attach(framework.Ctx(t), &runtime.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdinR, stdinW := io.Pipe()
-	var stdout, stderr lockedBuffer
-	ctx, cancel := context.WithCancel(streamCtx(t))
-	done := make(chan error, 1)
-	go func() {
-		done <- streamProtocols["spdy"](t, resp.Url).StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr})
-	}()
-	io.WriteString(stdinW, "one\n")
-	eventually(t, "attach output", func() bool { return stdout.String() == "got:one\n" && stderr.String() == "err:one\n" })
-	// Detach: the container keeps running.
-	cancel()
-	<-done
-	if st, _ := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
-		t.Fatalf("container %s after detach", st.State)
+	for _, proto := range []string{"spdy", "websocket-v5"} {
+		resp, err := e.d.Runtime.Attach(framework.Ctx(t), &runtime.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Stderr: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdinR, stdinW := io.Pipe()
+		var stdout, stderr lockedBuffer
+		ctx, cancel := context.WithCancel(streamCtx(t))
+		done := make(chan error, 1)
+		go func() {
+			done <- streamProtocols[proto](t, resp.Url).StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdinR, Stdout: &stdout, Stderr: &stderr})
+		}()
+		io.WriteString(stdinW, proto+"\n")
+		eventually(t, proto+" attach output", func() bool {
+			return stdout.String() == "got:"+proto+"\n" && stderr.String() == "err:"+proto+"\n"
+		})
+		// Detach: the container keeps running, and its stdin stays open
+		// for the next client (stdin_once is false).
+		cancel()
+		<-done
+		if st, _ := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("container %s after detach", st.State)
+		}
 	}
 }
 
@@ -334,17 +348,21 @@ func TestStreamBrokenClient(t *testing.T) {
 	}
 	fdsBefore := fdCount(t, e.d.Pid())
 
-	for _, tty := range []bool{false, true} {
+	for _, c := range []struct {
+		proto string
+		tty   bool
+	}{{"spdy", false}, {"spdy", true}, {"websocket-v5", false}, {"websocket-v5", true}} {
+		tty := c.tty
 		u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sleep", "4245"}, Stdin: true, Stdout: true, Tty: tty})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- streamProtocols["spdy"](t, u).StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: blockingStdin(t), Stdout: io.Discard, Tty: tty})
+			done <- streamProtocols[c.proto](t, u).StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: blockingStdin(t), Stdout: io.Discard, Tty: tty})
 		}()
 		eventually(t, "exec process to start", func() bool { return len(cmdlinePids("sleep\x004245")) > 0 })
 		cancel()
 		<-done
-		eventually(t, fmt.Sprintf("exec process (tty=%v) to go with its client", tty), func() bool { return len(cmdlinePids("sleep\x004245")) == 0 })
+		eventually(t, fmt.Sprintf("exec process (%s, tty=%v) to go with its client", c.proto, tty), func() bool { return len(cmdlinePids("sleep\x004245")) == 0 })
 	}
 	eventually(t, "daemon fds to return to their count", func() bool { return fdCount(t, e.d.Pid()) <= fdsBefore })
 }
