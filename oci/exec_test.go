@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,11 +85,15 @@ func TestExecErrors(t *testing.T) {
 func TestExecCancelKillsProcess(t *testing.T) {
 	r := testRuntime(t)
 	id := startTest(t, r, nil)
+	goroutines, fds := goruntime.NumGoroutine(), openFds(t)
 	for _, tty := range []bool{false, true} {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		start := time.Now()
-		_, err := r.Exec(ctx, "", id, ExecOptions{Cmd: []string{"/bin/busybox", "sleep", "4242"}, TTY: tty, Stdin: blockingReader{}, Stdout: io.Discard})
+		// A client that sends no stdin until its session is closed.
+		stdinR, stdinW := io.Pipe()
+		_, err := r.Exec(ctx, "", id, ExecOptions{Cmd: []string{"/bin/busybox", "sleep", "4242"}, TTY: tty, Stdin: stdinR, Stdout: io.Discard})
 		cancel()
+		stdinW.Close()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("tty=%v: err %v, want deadline exceeded", tty, err)
 		}
@@ -98,6 +103,13 @@ func TestExecCancelKillsProcess(t *testing.T) {
 		if pids := processesWithCmdline("/bin/busybox\x00sleep\x004242"); len(pids) > 0 {
 			t.Errorf("tty=%v: exec'd process still running: %v", tty, pids)
 		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for goruntime.NumGoroutine() > goroutines || openFds(t) > fds {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines %d -> %d, fds %d -> %d", goroutines, goruntime.NumGoroutine(), fds, openFds(t))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -133,11 +145,6 @@ func TestExecTTY(t *testing.T) {
 		t.Fatalf("code %d err %v output %q", code, err, out.String())
 	}
 }
-
-// blockingReader is a client that never sends stdin.
-type blockingReader struct{}
-
-func (blockingReader) Read([]byte) (int, error) { select {} }
 
 func openFds(t *testing.T) int {
 	t.Helper()
