@@ -171,6 +171,10 @@ func TestPodLifecycle(t *testing.T) {
 	if err := statfs(info.ShmPath, &shm); err != nil || shm.size() != 64<<20 {
 		t.Errorf("pod shm at %s: %v, size %d, want 64 MiB", info.ShmPath, err, shm.size())
 	}
+	veths := hostVeths(t, d, id)
+	if len(veths) == 0 {
+		t.Errorf("no host veth in the CNI result of the pod")
+	}
 	serveHTTP(t, info, 8080, "from-pod")
 	if got := httpGet(t, "http://"+net.JoinHostPort(ip.String(), "8080")+"/"); got != "from-pod" {
 		t.Errorf("GET pod = %q", got)
@@ -200,6 +204,11 @@ func TestPodLifecycle(t *testing.T) {
 	}
 	stopRemovePod(t, d, id)
 	assertPodGone(t, d, id, info)
+	for _, v := range veths {
+		if err := exec.Command("ip", "link", "show", v).Run(); err == nil {
+			t.Errorf("host veth %s remains after remove", v)
+		}
+	}
 	if _, err := d.Runtime.PodSandboxStatus(framework.Ctx(t), &runtime.PodSandboxStatusRequest{PodSandboxId: id}); status.Code(err) != codes.NotFound {
 		t.Errorf("status of a removed pod = %v, want NotFound", err)
 	}
@@ -499,4 +508,34 @@ func TestPodDualStack(t *testing.T) {
 	}
 	stopRemovePod(t, d, id)
 	assertPodGone(t, d, id, info)
+}
+
+// hostVeths names the host-side interfaces of the pod from libcni's result
+// cache (<state>/cni-cache/results/<network>-<pod>-eth0): those without a
+// sandbox, other than the bridge.
+func hostVeths(t *testing.T, d *framework.Daemon, id string) []string {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(d.State, "cni-cache", "results", "*-"+id+"-eth0"))
+	if len(files) != 1 {
+		t.Fatalf("CNI result cache files for the pod: %v", files)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cached struct {
+		Result struct {
+			Interfaces []struct{ Name, Mac, Sandbox string }
+		}
+	}
+	if err := json.Unmarshal(b, &cached); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, i := range cached.Result.Interfaces {
+		if i.Sandbox == "" && strings.HasPrefix(i.Name, "veth") {
+			out = append(out, i.Name)
+		}
+	}
+	return out
 }
