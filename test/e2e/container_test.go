@@ -127,6 +127,9 @@ func (e *ctrEnv) logLines(t *testing.T, name string) []string {
 		t.Fatalf("read log: %v", err)
 	}
 	var out []string
+	if len(b) == 0 {
+		return nil
+	}
 	for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
 		f := strings.SplitN(line, " ", 4)
 		if len(f) < 3 {
@@ -305,7 +308,11 @@ func TestContainerStopEscalatesToKill(t *testing.T) {
 	cfg := e.config("stubborn", `trap "" TERM; echo ready; while true; do sleep 1; done`)
 	id := e.run(t, cfg)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(strings.Join(e.logLines(t, "stubborn"), "\n"), "ready") {
+	for {
+		b, _ := os.ReadFile(filepath.Join(e.podCf.LogDirectory, "stubborn", "0.log"))
+		if strings.Contains(string(b), "ready") {
+			break
+		}
 		if time.Now().After(deadline) {
 			t.Fatal("container did not start")
 		}
