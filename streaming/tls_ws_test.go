@@ -23,9 +23,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // writeSelfSigned writes a loopback certificate and key.
