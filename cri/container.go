@@ -49,6 +49,10 @@ type containerRecord struct {
 
 	// op serialises Start/Stop/Remove/Update of this container.
 	op sync.Mutex
+	// saveMu orders record writes with the record's removal: a late write
+	// (the exit watcher) must not bring back a removed record.
+	saveMu  sync.Mutex
+	removed bool
 
 	mu         sync.Mutex
 	state      runtime.ContainerState
@@ -236,6 +240,17 @@ func (s *Service) getContainer(id string) (*containerRecord, error) {
 	return s.containers.get(id)
 }
 
+// removeContainerRecord deletes the record for good.
+func (s *Service) removeContainerRecord(c *containerRecord) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	c.removed = true
+	if err := os.RemoveAll(s.containerDir(c.ID)); err != nil {
+		return fmt.Errorf("remove record of container %s: %w", c.ID, err)
+	}
+	return nil
+}
+
 // containersDir holds the container records.
 func (s *Service) containersDir() string { return filepath.Join(s.opts.Root, "containers") }
 
@@ -243,6 +258,11 @@ func (s *Service) containerDir(id string) string { return filepath.Join(s.contai
 
 // saveContainer writes the record atomically.
 func (s *Service) saveContainer(c *containerRecord) error {
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	if c.removed {
+		return nil
+	}
 	f, err := c.toFile()
 	if err != nil {
 		return err

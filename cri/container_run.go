@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"fmt"
-	"os"
 	"syscall"
 	"time"
 
@@ -134,8 +133,8 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove rootfs of container %s: %w", c.ID, err)
 	}
-	if err := os.RemoveAll(s.containerDir(c.ID)); err != nil {
-		return fmt.Errorf("remove record of container %s: %w", c.ID, err)
+	if err := s.removeContainerRecord(c); err != nil {
+		return err
 	}
 	s.containers.delete(c)
 	s.stats.forget(c.ID)

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -141,5 +142,22 @@ func BenchmarkListContainers500(b *testing.B) {
 		if err != nil || len(resp.Containers) != 500 {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestSaveAfterRemoveDoesNotResurrect(t *testing.T) {
+	s := New(Options{Root: t.TempDir()})
+	c := testRecord("abc", "pod", runtime.ContainerState_CONTAINER_RUNNING, nil)
+	if err := s.saveContainer(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.removeContainerRecord(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.saveContainer(c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.containerDir(c.ID)); !os.IsNotExist(err) {
+		t.Errorf("a save after removal brought the record back: %v", err)
 	}
 }
