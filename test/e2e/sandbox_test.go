@@ -539,3 +539,84 @@ func hostVeths(t *testing.T, d *framework.Daemon, id string) []string {
 	}
 	return out
 }
+
+// podContainer creates and starts a busybox container running script in
+// pod id.
+func podContainer(t *testing.T, d *framework.Daemon, pod string, podCfg *runtime.PodSandboxConfig, image, name, script string) string {
+	t.Helper()
+	resp, err := d.Runtime.CreateContainer(framework.Ctx(t), &runtime.CreateContainerRequest{
+		PodSandboxId: pod, SandboxConfig: podCfg,
+		Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: name},
+			Image:    &runtime.ImageSpec{Image: image},
+			Command:  []string{"sh", "-c", script},
+			LogPath:  name + ".log",
+			Linux:    &runtime.LinuxContainerConfig{},
+		},
+	})
+	if err != nil {
+		t.Fatalf("CreateContainer %s: %v", name, err)
+	}
+	if _, err := d.Runtime.StartContainer(framework.Ctx(t), &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer %s: %v", name, err)
+	}
+	return resp.ContainerId
+}
+
+func execOut(t *testing.T, d *framework.Daemon, ctr string, cmd ...string) string {
+	t.Helper()
+	resp, err := d.Runtime.ExecSync(framework.Ctx(t), &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: cmd, Timeout: 10})
+	if err != nil {
+		t.Fatalf("ExecSync %v: %v", cmd, err)
+	}
+	if resp.ExitCode != 0 {
+		t.Errorf("ExecSync %v: exit %d: %s", cmd, resp.ExitCode, resp.Stderr)
+	}
+	return strings.TrimSpace(string(resp.Stdout))
+}
+
+// Containers of two pods on the pod network: HTTP from one to the other,
+// and the pod's shared PID namespace, hostname and sysctls seen inside.
+func TestPodContainersOnPodNetwork(t *testing.T) {
+	d := framework.StartDaemon(t)
+	image := d.PullBusybox(t, framework.StartRegistry(t))
+	cfgA := d.PodConfig(t, "web")
+	cfgA.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	cfgA.Linux.Sysctls = map[string]string{"net.ipv4.tcp_syncookies": "0"}
+	cfgB := d.PodConfig(t, "client")
+	a, b := runPod(t, d, cfgA), runPod(t, d, cfgB)
+	stA, infoA := podStatus(t, d, a)
+	_, infoB := podStatus(t, d, b)
+	web := podContainer(t, d, a, cfgA, image, "httpd", "echo hello-from-web > /tmp/index.html && exec httpd -f -p 8080 -h /tmp")
+	client := podContainer(t, d, b, cfgB, image, "client", "exec sleep 3600")
+
+	url := "http://" + net.JoinHostPort(stA.Network.Ip, "8080") + "/index.html"
+	var got string
+	for range 50 {
+		resp, err := d.Runtime.ExecSync(framework.Ctx(t), &runtime.ExecSyncRequest{ContainerId: client, Cmd: []string{"wget", "-q", "-O", "-", url}, Timeout: 10})
+		if err == nil && resp.ExitCode == 0 {
+			got = strings.TrimSpace(string(resp.Stdout))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got != "hello-from-web" {
+		t.Errorf("wget from pod client to pod web = %q", got)
+	}
+	if init := execOut(t, d, web, "cat", "/proc/1/cmdline"); !strings.HasPrefix(init, "criserver-infra") {
+		t.Errorf("PID 1 of a pid: POD pod is %q, want the infra process", init)
+	}
+	if hn := execOut(t, d, web, "hostname"); hn != "web" {
+		t.Errorf("hostname in container = %q", hn)
+	}
+	if v := execOut(t, d, web, "cat", "/proc/sys/net/ipv4/tcp_syncookies"); v != "0" {
+		t.Errorf("pod sysctl in container = %q", v)
+	}
+	if shm := execOut(t, d, web, "sh", "-c", "grep ' /dev/shm ' /proc/mounts"); !strings.Contains(shm, "size=65536k") {
+		t.Errorf("container /dev/shm is not the pod's 64 MiB tmpfs: %q", shm)
+	}
+	stopRemovePod(t, d, a)
+	stopRemovePod(t, d, b)
+	assertPodGone(t, d, a, infoA)
+	assertPodGone(t, d, b, infoB)
+}
