@@ -111,6 +111,9 @@ func TestRunStopRemove(t *testing.T) {
 	if got := inNS(t, sb, "cat", "/sys/class/net/lo/operstate"); got == "down" {
 		t.Errorf("loopback is down")
 	}
+	if hosts, _ := os.ReadFile(sb.HostsPath); !strings.Contains(string(hosts), "127.0.0.1\tlocalhost\n") || !strings.Contains(string(hosts), sb.IPs[0]+"\tweb-host\n") {
+		t.Errorf("hosts = %q", hosts)
+	}
 	resolv, _ := os.ReadFile(sb.ResolvConfPath)
 	if want := "search ns.svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n"; string(resolv) != want {
 		t.Errorf("resolv.conf = %q, want %q", resolv, want)
@@ -213,7 +216,10 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		"bad proto": func(c *runtime.PodSandboxConfig) {
 			c.PortMappings = []*runtime.PortMapping{{Protocol: 9, ContainerPort: 80}}
 		},
-		"bad dns":   func(c *runtime.PodSandboxConfig) { c.DnsConfig.Servers = []string{"not-an-ip"} },
+		"bad dns": func(c *runtime.PodSandboxConfig) { c.DnsConfig.Servers = []string{"not-an-ip"} },
+		"bad hostIP": func(c *runtime.PodSandboxConfig) {
+			c.PortMappings = []*runtime.PortMapping{{HostPort: 80, ContainerPort: 80, HostIp: "localhost"}}
+		},
 		"cgroup ..": func(c *runtime.PodSandboxConfig) { c.Linux.CgroupParent = "/a/../b" },
 	} {
 		t.Run(name, func(t *testing.T) {

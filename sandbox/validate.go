@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -89,6 +90,11 @@ func portMappings(pms []*runtime.PortMapping) ([]cni.PortMapping, error) {
 			proto = "sctp"
 		default:
 			return nil, fmt.Errorf("%w: port mapping protocol %v is unknown", ErrInvalid, pm.GetProtocol())
+		}
+		if ip := pm.GetHostIp(); ip != "" {
+			if _, err := netip.ParseAddr(ip); err != nil {
+				return nil, fmt.Errorf("%w: port mapping host IP %q is not an IP address", ErrInvalid, ip)
+			}
 		}
 		if pm.GetHostPort() == 0 {
 			continue
