@@ -81,6 +81,15 @@ func (r *Runtime) execDir() (string, error) {
 	return dir, nil
 }
 
+// RemoveStaleExecDirs deletes the exec directories a previous daemon left
+// behind when it died mid-exec; call it at start, before any exec.
+func (r *Runtime) RemoveStaleExecDirs() error {
+	if err := os.RemoveAll(filepath.Join(r.stateDir, "exec")); err != nil {
+		return fmt.Errorf("remove stale exec dirs: %w", err)
+	}
+	return nil
+}
+
 // execProcess is the container's process with args and terminal replaced.
 func (r *Runtime) execProcess(id string, args []string, tty bool) (*specs.Process, error) {
 	data, err := os.ReadFile(filepath.Join(r.BundleDir(id), "config.json"))

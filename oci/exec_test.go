@@ -168,3 +168,21 @@ func processesWithCmdline(prefix string) []string {
 	}
 	return pids
 }
+
+func TestRemoveStaleExecDirs(t *testing.T) {
+	state := t.TempDir()
+	r := &Runtime{stateDir: state}
+	dir, err := r.execDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/process.json", []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveStaleExecDirs(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("stale exec dir still there: %v", err)
+	}
+}

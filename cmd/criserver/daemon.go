@@ -39,6 +39,9 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
 	}
+	if err := rt.RemoveStaleExecDirs(); err != nil {
+		return nil, nil, err
+	}
 	stream, err := streaming.NewServer(cfg.Stream)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up stream server: %w", err)
