@@ -494,3 +494,19 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// The [stream] section sets where session URLs point.
+func TestStreamConfiguredPort(t *testing.T) {
+	framework.Require(t)
+	port := freeHostPort(t)
+	e := newCtrEnv(t, framework.WithConfig(fmt.Sprintf("[stream]\naddress = \"127.0.0.1\"\nport = %d\nidle_timeout = \"1m\"\n", port)))
+	id := e.run(t, e.config("port", "sleep 3600"))
+	u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"echo", "hi"}, Stdout: true})
+	if !strings.HasPrefix(u, fmt.Sprintf("http://127.0.0.1:%d/exec/", port)) {
+		t.Fatalf("url %q does not use the configured port %d", u, port)
+	}
+	var out bytes.Buffer
+	if err := streamProtocols["spdy"](t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{Stdout: &out}); err != nil || out.String() != "hi\n" {
+		t.Fatalf("exec: %q, %v", out.String(), err)
+	}
+}
