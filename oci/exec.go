@@ -171,8 +171,8 @@ func (x *execution) result(ctx context.Context, cmd *exec.Cmd, err error) (int, 
 		return -1, fmt.Errorf("exec %s: %w", strings.Join(x.opts.Cmd, " "), ctxErr)
 	}
 	if err == nil || (errors.Is(err, exec.ErrWaitDelay) && x.started()) {
-		// ErrWaitDelay: the process exited 0 but left a background
-		// child holding its output open; the output was cut off there.
+		// ErrWaitDelay: the runtime exited 0 but something still held
+		// its output pipes; the output was cut off there.
 		return 0, nil
 	}
 	var exitErr *exec.ExitError
@@ -182,8 +182,10 @@ func (x *execution) result(ctx context.Context, cmd *exec.Cmd, err error) (int, 
 	return -1, fmt.Errorf("%s exec %s: %w: %s", filepath.Base(cmd.Path), strings.Join(x.opts.Cmd, " "), err, strings.TrimSpace(x.stderr.String()))
 }
 
-// runPipes runs the process on pipes: the runtime hands them straight to
-// the process, so output never passes through the runtime.
+// runPipes runs the process on pipes. runc without --detach relays the
+// process's stdio through pipes of its own and exits once the process has
+// exited and its output is drained, so a background child that keeps
+// stdout open holds the exec until it closes it (as with docker exec).
 func (x *execution) runPipes(ctx context.Context, cmd *exec.Cmd) (int, error) {
 	x.prepare(cmd)
 	cmd.Stdout = x.opts.Stdout
