@@ -28,30 +28,13 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		return nil, err
 	}
 	key := metadataKey(cfg.GetMetadata())
-	for {
-		m.mu.Lock()
-		r, ok := m.byName[key]
-		if !ok {
-			r = &reservation{done: make(chan struct{}), id: newID()}
-			m.byName[key] = r
-			m.mu.Unlock()
-			break
-		}
-		m.mu.Unlock()
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if r.err == nil {
-			return m.Get(r.id)
-		}
-		// The first call failed and released the key: try afresh.
+	r, first, err := m.reserve(ctx, key)
+	if err != nil {
+		return nil, err
 	}
-	m.mu.Lock()
-	r := m.byName[key]
-	m.mu.Unlock()
-
+	if !first {
+		return m.Get(r.id)
+	}
 	sb, err := m.create(context.WithoutCancel(ctx), r.id, cfg, handler)
 	m.mu.Lock()
 	if err != nil {
@@ -66,6 +49,31 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 		return nil, err
 	}
 	return sb, nil
+}
+
+// reserve claims key for a new pod (first is true), or waits for the call
+// that holds it and returns its successful reservation. A failed call
+// releases the key, and the waiter then claims it afresh.
+func (m *Manager) reserve(ctx context.Context, key string) (r *reservation, first bool, err error) {
+	for {
+		m.mu.Lock()
+		r, ok := m.byName[key]
+		if !ok {
+			r = &reservation{done: make(chan struct{}), id: newID()}
+			m.byName[key] = r
+			m.mu.Unlock()
+			return r, true, nil
+		}
+		m.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		if r.err == nil {
+			return r, false, nil
+		}
+	}
 }
 
 // create makes every part of the pod in order, and undoes them all on
