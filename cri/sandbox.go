@@ -76,3 +76,15 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 	}
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
+
+// UpdatePodSandboxResources implements runtime.RuntimeServiceServer: an
+// in-place pod resize sets the pod cgroup's limits.
+func (s *Service) UpdatePodSandboxResources(ctx context.Context, req *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
+	if req.GetPodSandboxId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "pod sandbox ID is required")
+	}
+	if err := s.opts.Sandboxes.UpdateResources(ctx, req.GetPodSandboxId(), req.GetOverhead(), req.GetResources()); err != nil {
+		return nil, sandboxError(err)
+	}
+	return &runtime.UpdatePodSandboxResourcesResponse{}, nil
+}

@@ -215,3 +215,27 @@ func TestPodResourcesAndSystemdParent(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestUpdateResources(t *testing.T) {
+	requireRoot(t)
+	m := newTestManager(t, &fakeNetwork{})
+	sb, err := m.Run(context.Background(), podConfig("resize"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Remove(context.Background(), sb.ID)
+	res := &runtime.LinuxContainerResources{MemoryLimitInBytes: 128 << 20}
+	if err := m.UpdateResources(context.Background(), sb.ID, nil, res); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cgroupRoot, "memory", cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent))
+	if b, _ := os.ReadFile(filepath.Join(dir, "memory.limit_in_bytes")); strings.TrimSpace(string(b)) != itoa(128<<20) {
+		t.Errorf("pod memory limit after update = %q", b)
+	}
+	if got, _ := m.Get(sb.ID); got.Config.GetLinux().GetResources().GetMemoryLimitInBytes() != 128<<20 {
+		t.Errorf("recorded resources not updated")
+	}
+	if err := m.UpdateResources(context.Background(), "nope", nil, res); !errors.Is(err, ErrNotFound) {
+		t.Errorf("update of an unknown pod = %v", err)
+	}
+}
