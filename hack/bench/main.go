@@ -52,6 +52,7 @@ type options struct {
 	keepState        bool
 	cleanupOnly      bool
 	registryPort     int
+	profile          stringList
 }
 
 type stringList []string
@@ -90,6 +91,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the daemons' root and state dirs")
 	fs.IntVar(&o.registryPort, "registry-port", 0, "port of the local registry on 127.0.0.1 (0: a free one); fix it for daemons given by -*-endpoint")
+	fs.Var(&o.profile, "profile", "phases during which to sample each daemon with perf (e.g. cycle); summaries go to <results>/<runtime>-<phase>.profile.txt")
 	fs.BoolVar(&o.cleanupOnly, "cleanup", false, "only remove what a killed run left in -results (processes, mounts, bridges, cgroups), then exit")
 	klog.InitFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -221,9 +223,13 @@ func run(ctx context.Context, opts options) error {
 			continue
 		}
 		klog.InfoS("Phase", "name", p.name)
+		profs := startProfilers(opts, p.name, w.daemons)
 		t := time.Now()
 		p.run(ctx)
 		klog.InfoS("Phase done", "name", p.name, "took", time.Since(t).Round(time.Millisecond))
+		for _, prof := range profs {
+			prof.finish()
+		}
 	}
 
 	rep.Figures = res.finish()
@@ -234,6 +240,22 @@ func run(ctx context.Context, opts options) error {
 	}
 	writeTable(os.Stdout, rep)
 	return ctx.Err()
+}
+
+func startProfilers(opts options, phase string, daemons []*daemon) []*profiler {
+	if !slices.Contains(opts.profile, phase) {
+		return nil
+	}
+	var out []*profiler
+	for _, d := range daemons {
+		p, err := startProfiler(opts.results, phase, d)
+		if err != nil {
+			klog.ErrorS(err, "No profile", "runtime", d.name, "phase", phase)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // setUp starts (or connects to) one runtime.
