@@ -232,6 +232,7 @@ func run(ctx context.Context, opts options) error {
 		}
 	}
 
+	rep.Machine["loadavg_end"] = loadAvg()
 	rep.Figures = res.finish()
 	rep.Notes = res.notes
 	rep.Finished = time.Now().UTC()

@@ -124,7 +124,22 @@ func joinMap(m map[string]string) string {
 }
 
 func machineLine(m map[string]string) string {
-	return fmt.Sprintf("%s, %s CPUs, %s RAM, Linux %s, %s", m["cpu"], m["cpus"], m["memory"], m["kernel"], m["os"])
+	return fmt.Sprintf("%s, %s CPUs, %s RAM, Linux %s, %s; load average (1, 5, 15 min) %s at start, %s at end",
+		m["cpu"], m["cpus"], m["memory"], m["kernel"], m["os"], m["loadavg_start"], m["loadavg_end"])
+}
+
+// loadAvg is the first three fields of /proc/loadavg: a busy machine
+// inflates every figure, and the reader should know.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // describeMachine reads what the table's reader needs to compare runs.
@@ -138,6 +153,7 @@ func describeMachine() map[string]string {
 		fmt.Sscanf(v, "%d", &kb)
 		m["memory"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 	}
+	m["loadavg_start"] = loadAvg()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m["kernel"] = strings.TrimSpace(string(b))
 	}
