@@ -50,8 +50,31 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 			klog.ErrorS(err, "Skipping container record", "containerID", e.Name())
 		}
 	}
+	s.removeOrphanBundles(ctx)
 	klog.InfoS("Containers loaded", "count", len(s.containers.list()))
 	return nil
+}
+
+// removeOrphanBundles deletes containers the runtime has but no record
+// names (a crash during a remove): their runtime state, conmon and bundle.
+func (s *Service) removeOrphanBundles(ctx context.Context) {
+	ids, err := s.opts.Runtime.BundleIDs()
+	if err != nil {
+		klog.ErrorS(err, "Look for orphan containers")
+		return
+	}
+	for _, id := range ids {
+		if _, err := s.containers.get(id); err == nil {
+			continue
+		}
+		klog.InfoS("Removing a container without a record", "containerID", id)
+		// The handler that ran it is unknown: each deletes what it has.
+		for _, h := range s.opts.Runtime.Config().HandlerNames() {
+			if err := s.opts.Runtime.Delete(ctx, h, id); err != nil {
+				klog.ErrorS(err, "Remove orphan container", "containerID", id, "handler", h)
+			}
+		}
+	}
 }
 
 func (s *Service) loadContainer(ctx context.Context, id string) error {

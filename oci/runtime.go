@@ -297,3 +297,18 @@ func (r *Runtime) RecursiveReadOnly(ctx context.Context, handler string) bool {
 	r.rro[handler] = ok
 	return ok
 }
+
+// BundleIDs lists the containers that have a bundle in the state dir.
+func (r *Runtime) BundleIDs() ([]string, error) {
+	entries, err := os.ReadDir(r.bundleRoot())
+	if err != nil {
+		return nil, fmt.Errorf("list bundles: %w", err)
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}

@@ -805,3 +805,26 @@ grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; id`)
 		t.Logf("output:\n%s", out)
 	}
 }
+
+// TestOrphanContainerRemovedAtStart: a container whose record is gone (a
+// crash in the middle of a remove) is deleted when the daemon starts.
+func TestOrphanContainerRemovedAtStart(t *testing.T) {
+	e := newCtrEnv(t)
+	id := e.run(t, e.config("orphan", `exec sleep 600`))
+	_, info := e.status(t, id)
+	e.d.Stop(t)
+	if err := os.RemoveAll(filepath.Join(e.d.Root, "containers", id)); err != nil {
+		t.Fatal(err)
+	}
+	e.d.Start(t)
+	if _, err := os.Stat(info.Bundle); !os.IsNotExist(err) {
+		t.Errorf("orphan bundle %s still there: %v", info.Bundle, err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ctrProcessAlive(info.ConmonPid, "conmon") || ctrProcessAlive(info.Pid, "sleep") {
+		if time.Now().After(deadline) {
+			t.Fatal("orphan container still running")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
