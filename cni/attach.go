@@ -86,7 +86,7 @@ func (p Pod) runtimeConf() *libcni.RuntimeConf {
 // Attach runs CNI ADD for the pod on the current network. On failure it
 // runs DEL so that nothing the plugins allocated stays behind.
 func (m *Manager) Attach(ctx context.Context, pod Pod) (Result, error) {
-	list, err := m.Network()
+	list, err := m.network()
 	if err != nil {
 		return Result{}, err
 	}
@@ -146,7 +146,7 @@ func (m *Manager) Detach(ctx context.Context, pod Pod) error {
 	if done || len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	list, err := m.Network()
+	list, err := m.network()
 	if err != nil {
 		// No network to run DEL with, and none was attached (no cache).
 		return nil

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"k8s.io/klog/v2"
 )
 
@@ -46,6 +47,12 @@ func NewManager(cfg Config) (*Manager, error) {
 
 // Network loads the first network configuration in the conf dir.
 func (m *Manager) Network() (*libcni.NetworkConfigList, error) {
+	list, err := m.network()
+	m.noteError(err)
+	return list, err
+}
+
+func (m *Manager) network() (*libcni.NetworkConfigList, error) {
 	files, err := libcni.ConfFiles(m.cfg.ConfDir, []string{".conflist", ".conf", ".json"})
 	if err != nil {
 		return nil, fmt.Errorf("%w in %s: %v", ErrNotReady, m.cfg.ConfDir, err)
@@ -58,17 +65,19 @@ func (m *Manager) Network() (*libcni.NetworkConfigList, error) {
 	for _, f := range files {
 		nets, err := loadFile(f)
 		if err == nil {
-			m.noteError("")
 			return nets, nil
 		}
 		errs = append(errs, err)
 	}
-	err = fmt.Errorf("%w in %s: %w", ErrNotReady, m.cfg.ConfDir, errors.Join(errs...))
-	m.noteError(err.Error())
-	return nil, err
+	return nil, fmt.Errorf("%w in %s: %w", ErrNotReady, m.cfg.ConfDir, errors.Join(errs...))
 }
 
-func (m *Manager) noteError(msg string) {
+// noteError logs a configuration problem once, not on every poll.
+func (m *Manager) noteError(err error) {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if msg != "" && msg != m.lastError {
@@ -77,10 +86,25 @@ func (m *Manager) noteError(msg string) {
 	m.lastError = msg
 }
 
-// Ready reports whether a pod network can be set up now.
+// Ready reports whether a pod network can be set up now: a network
+// configuration loads and every plugin it names is installed.
 func (m *Manager) Ready() error {
-	_, err := m.Network()
+	err := m.ready()
+	m.noteError(err)
 	return err
+}
+
+func (m *Manager) ready() error {
+	list, err := m.network()
+	if err != nil {
+		return err
+	}
+	for _, p := range list.Plugins {
+		if _, err := invoke.FindInPath(p.Network.Type, m.cfg.BinDirs); err != nil {
+			return fmt.Errorf("%w: network %s: plugin %q not found in %v", ErrNotReady, list.Name, p.Network.Type, m.cfg.BinDirs)
+		}
+	}
+	return nil
 }
 
 func loadFile(path string) (*libcni.NetworkConfigList, error) {
