@@ -56,7 +56,8 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 }
 
 // removeOrphanBundles deletes containers the runtime has but no record
-// names (a crash during a remove): their runtime state, conmon and bundle.
+// names (a crash during a remove): their runtime state, conmon, bundle
+// and writable layer.
 func (s *Service) removeOrphanBundles(ctx context.Context) {
 	ids, err := s.opts.Runtime.BundleIDs()
 	if err != nil {
@@ -73,6 +74,9 @@ func (s *Service) removeOrphanBundles(ctx context.Context) {
 			if err := s.opts.Runtime.Delete(ctx, h, id); err != nil {
 				klog.ErrorS(err, "Remove orphan container", "containerID", id, "handler", h)
 			}
+		}
+		if err := s.opts.Images.RemoveRootfs(ctx, id); err != nil {
+			klog.ErrorS(err, "Remove orphan container rootfs", "containerID", id)
 		}
 	}
 }

@@ -820,6 +820,16 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(info.Bundle); !os.IsNotExist(err) {
 		t.Errorf("orphan bundle %s still there: %v", info.Bundle, err)
 	}
+	if mounts, _ := framework.MountsUnder(e.d.Dir); len(mounts) > 0 {
+		for _, m := range mounts {
+			if strings.Contains(m, id) {
+				t.Errorf("orphan rootfs still mounted: %s", m)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.d.Root, "overlay2", id)); !os.IsNotExist(err) {
+		t.Errorf("orphan writable layer still there: %v", err)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for ctrProcessAlive(info.ConmonPid, "conmon") || ctrProcessAlive(info.Pid, "sleep") {
 		if time.Now().After(deadline) {
