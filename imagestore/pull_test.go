@@ -350,3 +350,20 @@ func TestNewRemovesLeftovers(t *testing.T) {
 		}
 	}
 }
+
+func TestPullMaliciousLayerDiscarded(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("evil", "v1", testImage{layers: [][]byte{baseLayer(t), buildTar(t, file("ok", "1"), symlink("s", "/"), file("s/etc/x", "pwned"))},
+		compression: []string{"gzip", "gzip"}})
+	s := newTestStore(t, t.TempDir(), func(c *Config) { c.MaxConcurrentDownloads = 1 })
+	_, err := s.Pull(context.Background(), reg.addr()+"/evil:v1", nil)
+	if !errors.Is(err, ErrUnsafeLayer) {
+		t.Fatalf("err = %v, want ErrUnsafeLayer", err)
+	}
+	if len(s.List()) != 0 || len(tempLeftovers(t, s)) != 0 {
+		t.Errorf("partial state: %d images, temps %v", len(s.List()), tempLeftovers(t, s))
+	}
+	if _, err := os.Stat("/etc/x"); err == nil {
+		t.Errorf("escaped to /etc/x")
+	}
+}

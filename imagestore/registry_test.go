@@ -29,6 +29,7 @@ type entry struct {
 	uid, gid int
 	xattrs   map[string]string
 	major    int64
+	minor    int64
 }
 
 func file(name, body string) entry {
@@ -48,7 +49,7 @@ func buildTar(t testing.TB, entries ...entry) []byte {
 	tw := tar.NewWriter(&buf)
 	for _, e := range entries {
 		hdr := &tar.Header{Name: e.name, Typeflag: e.typ, Mode: e.mode, Uid: e.uid, Gid: e.gid,
-			Linkname: e.link, ModTime: testTime, Devmajor: e.major, Format: tar.FormatPAX}
+			Linkname: e.link, ModTime: testTime, Devmajor: e.major, Devminor: e.minor, Format: tar.FormatPAX}
 		if e.typ == tar.TypeReg {
 			hdr.Size = int64(len(e.body))
 		}

@@ -141,6 +141,11 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA:
+		if isSparse(hdr) {
+			// A tiny sparse map can declare exabytes of zeros; image
+			// builders never write sparse entries.
+			return fmt.Errorf("%w: sparse file", ErrUnsafeLayer)
+		}
 		return u.regular(parent, base, hdr, r)
 	case tar.TypeSymlink:
 		if err := unix.Symlinkat(hdr.Linkname, parent, base); err != nil {
@@ -424,6 +429,15 @@ func (u *unpacker) applyDirTimes() error {
 		}
 	}
 	return nil
+}
+
+func isSparse(hdr *tar.Header) bool {
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return true
+		}
+	}
+	return false
 }
 
 func accessTime(hdr *tar.Header) time.Time {
