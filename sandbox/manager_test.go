@@ -28,6 +28,13 @@ func requireRoot(t *testing.T) {
 // testNetwork sets up a CNI bridge network private to the test.
 func testNetwork(t *testing.T) *cni.Manager {
 	t.Helper()
+	m, _ := testNetworkWithIPAM(t)
+	return m
+}
+
+// testNetworkWithIPAM also returns host-local's data dir.
+func testNetworkWithIPAM(t *testing.T) (*cni.Manager, string) {
+	t.Helper()
 	for _, p := range []string{"bridge", "host-local", "portmap", "loopback"} {
 		if _, err := os.Stat(filepath.Join("/usr/lib/cni", p)); err != nil {
 			t.Skipf("CNI plugin %s missing", p)
@@ -46,7 +53,7 @@ func testNetwork(t *testing.T) *cni.Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return m, filepath.Join(dir, "ipam")
 }
 
 func newTestManager(t *testing.T, nw Network) *Manager {
@@ -288,4 +295,35 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertGone(t, m2, sb)
+}
+
+// With the real bridge plugin: DEL after the netns is gone still releases
+// the pod's address.
+func TestRealDelWithNetNSGone(t *testing.T) {
+	requireRoot(t)
+	nw, ipamDir := testNetworkWithIPAM(t)
+	m := newTestManager(t, nw)
+	cfg := podConfig("gone-real")
+	cfg.Linux.Sysctls = nil
+	sb, err := m.Run(context.Background(), cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := filepath.Join(ipamDir, "sbtest", sb.IPs[0])
+	if _, err := os.Stat(lease); err != nil {
+		t.Fatalf("no IPAM lease for %s: %v", sb.IPs[0], err)
+	}
+	if err := unpinNamespace(sb.NetNSPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Stop(context.Background(), sb.ID); err != nil {
+		t.Fatalf("stop with the netns gone: %v", err)
+	}
+	if _, err := os.Stat(lease); err == nil {
+		t.Errorf("IPAM lease %s survives DEL", lease)
+	}
+	if err := m.Remove(context.Background(), sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, m, sb)
 }
