@@ -3,6 +3,16 @@
 // attaches the network through CNI, writes the pod's hostname, resolv.conf
 // and hosts files, mounts its /dev/shm, creates its cgroup, and starts a
 // small infra process only when the pod shares one PID namespace.
+//
+// On disk:
+//
+//	<root>/pods/<id>/sandbox.json          the record (atomic; reloaded at start)
+//	<state>/{netns,ipcns,utsns}/<id>       namespace pins (bind mounts of nsfs)
+//	<state>/pods/<id>/{hostname,resolv.conf,hosts}
+//	<state>/pods/<id>/shm                  the pod's /dev/shm tmpfs
+//
+// A record is written marked incomplete before anything is made, so that
+// a daemon that dies while making a pod removes its remains at restart.
 package sandbox
 
 import (
