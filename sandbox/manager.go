@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/criserver/criserver/cni"
@@ -118,14 +120,20 @@ func (m *Manager) Get(id string) (*Sandbox, error) {
 	return s.clone(), nil
 }
 
-// List returns copies of every pod.
+// List returns copies of every pod, oldest first.
 func (m *Manager) List() []*Sandbox {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	out := make([]*Sandbox, 0, len(m.pods))
 	for _, s := range m.pods {
 		out = append(out, s.clone())
 	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Sandbox) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 	return out
 }
 
