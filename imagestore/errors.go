@@ -23,6 +23,9 @@ func classifyRegistryError(err error) error {
 			code.Descriptor().HTTPStatusCode == http.StatusNotFound {
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
 		}
+		if code == errcode.ErrorCodeUnauthorized || code == errcode.ErrorCodeDenied {
+			return fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		}
 	}
 	var ua docker.ErrUnauthorizedForCredentials
 	if errors.As(err, &ua) {

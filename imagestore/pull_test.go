@@ -2,6 +2,7 @@ package imagestore
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -365,5 +366,63 @@ func TestPullMaliciousLayerDiscarded(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/x"); err == nil {
 		t.Errorf("escaped to /etc/x")
+	}
+}
+
+func TestPullAuth(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("private", "v1", testImage{layers: [][]byte{baseLayer(t)}})
+	reg.basicAuth = "alice:secret"
+	authFile := filepath.Join(t.TempDir(), "auth.json")
+	s := newTestStore(t, t.TempDir())
+	ctx := context.Background()
+	ref := reg.addr() + "/private:v1"
+	if _, err := s.Pull(ctx, ref, nil); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("no credentials: err = %v, want ErrUnauthorized", err)
+	}
+	if _, err := s.Pull(ctx, ref, &Auth{Username: "alice", Password: "wrong"}); !errors.Is(err, ErrUnauthorized) {
+		t.Errorf("wrong password: err = %v, want ErrUnauthorized", err)
+	}
+	if _, err := s.Pull(ctx, ref, &Auth{Username: "alice", Password: "secret"}); err != nil {
+		t.Errorf("username/password: %v", err)
+	}
+	if _, err := s.Pull(ctx, ref, &Auth{Auth: base64.StdEncoding.EncodeToString([]byte("alice:secret"))}); err != nil {
+		t.Errorf("auth field: %v", err)
+	}
+	if _, err := s.Pull(ctx, ref, &Auth{Auth: "!!notbase64"}); err == nil {
+		t.Errorf("malformed auth accepted")
+	}
+	// The auth file serves pulls that bring no credentials.
+	content := `{"auths":{"` + reg.addr() + `":{"auth":"` + base64.StdEncoding.EncodeToString([]byte("alice:secret")) + `"}}}`
+	if err := os.WriteFile(authFile, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2 := newTestStore(t, t.TempDir(), func(c *Config) { c.AuthFile = authFile })
+	if _, err := s2.Pull(ctx, ref, nil); err != nil {
+		t.Errorf("auth file: %v", err)
+	}
+}
+
+func TestPullMirrorFromRegistriesConf(t *testing.T) {
+	mirror := newFakeRegistry(t)
+	mirror.push("team/app", "v1", testImage{layers: [][]byte{baseLayer(t)}})
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	// The upstream name never resolves (.invalid): only the mirror can serve it.
+	content := "[[registry]]\nprefix = \"upstream.invalid\"\nlocation = \"upstream.invalid\"\n" +
+		"[[registry.mirror]]\nlocation = \"" + mirror.addr() + "\"\ninsecure = true\n" +
+		"[[registry]]\nlocation = \"blocked.invalid\"\nblocked = true\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t, t.TempDir(), func(c *Config) { c.RegistriesConfig = conf })
+	img, err := s.Pull(context.Background(), "upstream.invalid/team/app:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(img.RepoTags, []string{"upstream.invalid/team/app:v1"}) {
+		t.Errorf("RepoTags = %v, want the name asked for", img.RepoTags)
+	}
+	if _, err := s.Pull(context.Background(), "blocked.invalid/x:v1", nil); err == nil || !strings.Contains(err.Error(), "blocked") {
+		t.Errorf("blocked registry: %v", err)
 	}
 }

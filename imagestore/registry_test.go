@@ -102,6 +102,7 @@ type fakeRegistry struct {
 	blobGets  map[digest.Digest]int
 	delay     time.Duration // before serving each blob
 	stall     bool          // blobs send half, then hang
+	basicAuth string        // "user:pass" required when set
 }
 
 type served struct {
@@ -119,6 +120,17 @@ func newFakeRegistry(t testing.TB) *fakeRegistry {
 func (r *fakeRegistry) addr() string { return strings.TrimPrefix(r.srv.URL, "http://") }
 
 func (r *fakeRegistry) serve(w http.ResponseWriter, req *http.Request) {
+	r.mu.Lock()
+	need := r.basicAuth
+	r.mu.Unlock()
+	if need != "" {
+		u, p, ok := req.BasicAuth()
+		if !ok || u+":"+p != need {
+			w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+			http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+			return
+		}
+	}
 	p := strings.TrimPrefix(req.URL.Path, "/v2/")
 	if p == "" || p == "/v2" || req.URL.Path == "/v2/" {
 		w.WriteHeader(http.StatusOK)
