@@ -239,3 +239,26 @@ func TestUpdateResources(t *testing.T) {
 		t.Errorf("update of an unknown pod = %v", err)
 	}
 }
+
+func TestSysctlBadValueLeavesNothing(t *testing.T) {
+	requireRoot(t)
+	m := newTestManager(t, &fakeNetwork{})
+	cfg := podConfig("badvalue")
+	cfg.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "not-a-number"}
+	if _, err := m.Run(context.Background(), cfg, ""); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "net.ipv4.ip_forward") {
+		t.Fatalf("Run = %v, want ErrInvalid naming the sysctl", err)
+	}
+	for _, dir := range []string{m.podsDir(), m.statePodsDir(), m.pinDir(nsNet), m.pinDir(nsIPC), m.pinDir(nsUTS)} {
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("%s holds %d entries after a refused sysctl", dir, len(ents))
+		}
+	}
+}
+
+func TestNoNetworkRefusesPodNetwork(t *testing.T) {
+	requireRoot(t)
+	m := newTestManager(t, nil)
+	if _, err := m.Run(context.Background(), podConfig("nonet"), ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Run without a network = %v, want ErrInvalid", err)
+	}
+}

@@ -198,6 +198,9 @@ func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox) error {
 	if sb.HostNetwork {
 		return nil
 	}
+	if m.opts.Network == nil {
+		return fmt.Errorf("%w: no pod network is configured; only host-network pods can run", ErrInvalid)
+	}
 	pod, err := m.cniPod(sb)
 	if err != nil {
 		return err
