@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -222,7 +223,27 @@ func TestImageTagMovesAndRemoveSemantics(t *testing.T) {
 type blobCounter struct {
 	mu    sync.Mutex
 	gets  map[string]int
+	slow  bool // blobs trickle at ~1 MB/s
 	proxy *httptest.Server
+}
+
+// slowWriter sends in small chunks with pauses, so a pull stays in flight.
+type slowWriter struct{ http.ResponseWriter }
+
+func (w slowWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		chunk := min(len(p), 32<<10)
+		m, err := w.ResponseWriter.Write(p[:chunk])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		w.ResponseWriter.(http.Flusher).Flush()
+		time.Sleep(30 * time.Millisecond)
+		p = p[chunk:]
+	}
+	return n, nil
 }
 
 func newBlobCounter(t *testing.T, reg *framework.Registry) *blobCounter {
@@ -233,7 +254,11 @@ func newBlobCounter(t *testing.T, reg *framework.Registry) *blobCounter {
 		if i := strings.Index(r.URL.Path, "/blobs/sha256:"); i >= 0 && r.Method == http.MethodGet {
 			c.mu.Lock()
 			c.gets[r.URL.Path[i+len("/blobs/"):]]++
+			slow := c.slow
 			c.mu.Unlock()
+			if slow {
+				w = slowWriter{w}
+			}
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -383,5 +408,55 @@ func TestImagePinned(t *testing.T) {
 	}
 	if imageStatus(t, d, reg.Ref("plain", "v1"), false).Image.GetPinned() {
 		t.Errorf("unpinned image reported pinned")
+	}
+}
+
+func TestImageKillDuringPullLeavesNoLayer(t *testing.T) {
+	reg := framework.StartRegistry(t)
+	d := framework.StartDaemon(t)
+	img := framework.BusyboxImage(t)
+	noise := make([]byte, 3<<20)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i>>8*31) // poorly compressible, reproducible
+	}
+	img.AddLayer(framework.File("big", string(noise), 0o644)).Compression = framework.Uncompressed
+	reg.Push(t, "big", "v1", img)
+	counter := newBlobCounter(t, reg)
+	counter.slow = true
+
+	pulled := make(chan error, 1)
+	go func() {
+		_, err := pullImage(t, d, counter.addr()+"/big:v1")
+		pulled <- err
+	}()
+	// Wait until a layer is being unpacked, then kill -9 the daemon.
+	deadline := time.Now().Add(30 * time.Second)
+	for !slices.ContainsFunc(layerStoreEntries(t, d), func(n string) bool { return strings.HasPrefix(n, "tmp-") }) {
+		if time.Now().After(deadline) {
+			t.Fatal("no layer unpack in progress seen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.Kill(t)
+	if err := <-pulled; err == nil {
+		t.Fatal("pull succeeded although the daemon was killed")
+	}
+	d.Start(t)
+	for _, n := range layerStoreEntries(t, d) {
+		if strings.HasPrefix(n, "tmp-") {
+			t.Errorf("temp dir %s survived the restart", n)
+		}
+	}
+	if imgs := listImages(t, d); len(imgs) != 0 {
+		t.Errorf("images after the killed pull: %v", imgs)
+	}
+	counter.mu.Lock()
+	counter.slow = false
+	counter.mu.Unlock()
+	if _, err := pullImage(t, d, counter.addr()+"/big:v1"); err != nil {
+		t.Fatalf("pull after restart: %v", err)
+	}
+	if st := imageStatus(t, d, counter.addr()+"/big:v1", false); st.Image == nil {
+		t.Errorf("image missing after the second pull")
 	}
 }
