@@ -29,7 +29,7 @@ const maxConfigSize = 16 << 20
 // Pull fetches ref from its registry, stores its layers and records the
 // image under ref's tag and under the digest of what was pulled.
 func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (Image, error) {
-	r, err := parseRef(ref)
+	r, err := s.normalize(ref)
 	if err != nil {
 		return Image{}, err
 	}
@@ -89,16 +89,11 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth) (Image, error)
 // systemContext maps the store config and the pull's credentials onto
 // containers/image settings.
 func (s *Store) systemContext(r imageRef, auth *Auth) (*types.SystemContext, error) {
-	sys := &types.SystemContext{
-		OSChoice:                 "linux",
-		ArchitectureChoice:       goruntime.GOARCH,
-		SystemRegistriesConfPath: s.cfg.RegistriesConfig,
-		AuthFilePath:             s.cfg.AuthFile,
-		DockerRegistryUserAgent:  "criserver",
-	}
-	if s.cfg.RegistriesConfig != "" {
-		sys.SystemRegistriesConfDirPath = s.cfg.RegistriesConfig + ".d"
-	}
+	sys := s.registriesContext()
+	sys.OSChoice = "linux"
+	sys.ArchitectureChoice = goruntime.GOARCH
+	sys.AuthFilePath = s.cfg.AuthFile
+	sys.DockerRegistryUserAgent = "criserver"
 	if isLoopbackRegistry(r.domain()) {
 		sys.DockerInsecureSkipTLSVerify = types.OptionalBoolTrue
 	}

@@ -426,3 +426,31 @@ func TestPullMirrorFromRegistriesConf(t *testing.T) {
 		t.Errorf("blocked registry: %v", err)
 	}
 }
+
+func TestPullShortNameAlias(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("team/app", "v1", testImage{layers: [][]byte{baseLayer(t)}})
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	content := "[aliases]\n\"app\" = \"" + reg.addr() + "/team/app\"\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t, t.TempDir(), func(c *Config) { c.RegistriesConfig = conf })
+	ctx := context.Background()
+	img, err := s.Pull(ctx, "app:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := reg.addr() + "/team/app:v1"; !slices.Equal(img.RepoTags, []string{want}) {
+		t.Errorf("RepoTags = %v, want %s", img.RepoTags, want)
+	}
+	if got, err := s.Resolve("app:v1"); err != nil || got.ID != img.ID {
+		t.Errorf("Resolve through the alias: %v %v", got.ID, err)
+	}
+	if err := s.Remove(ctx, "app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.List()) != 0 {
+		t.Errorf("Remove through the alias left %v", s.List())
+	}
+}

@@ -34,7 +34,7 @@ func (s *Store) Remove(ctx context.Context, ref string) error {
 }
 
 func (s *Store) removeLocked(rec *record, ref string) ([]string, error) {
-	if r, err := parseRef(ref); err == nil && r.digest == "" && s.names[r.repoTag()] == rec.ID && len(rec.RepoTags) > 1 {
+	if r, err := s.normalize(ref); err == nil && r.digest == "" && s.names[r.repoTag()] == rec.ID && len(rec.RepoTags) > 1 {
 		s.dropName(rec, r.repoTag())
 		if err := s.writeRecord(rec); err != nil {
 			return nil, err

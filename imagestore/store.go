@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config, root string) (*Store, error) {
 		inflight: map[digest.Digest]*flight{},
 	}
 	for _, p := range cfg.PinnedImages {
-		r, err := parseRef(p)
+		r, err := s.normalize(p)
 		if err != nil {
 			return nil, fmt.Errorf("pinned_images: %w", err)
 		}
@@ -200,7 +200,7 @@ func (s *Store) resolveLocked(ref string) (*record, error) {
 			return rec, nil
 		}
 	}
-	r, perr := parseRef(ref)
+	r, perr := s.normalize(ref)
 	if perr == nil {
 		if rec := s.lookupName(r); rec != nil {
 			return rec, nil
