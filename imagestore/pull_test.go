@@ -454,3 +454,25 @@ func TestPullShortNameAlias(t *testing.T) {
 		t.Errorf("Remove through the alias left %v", s.List())
 	}
 }
+
+func TestNewRemovesOrphanLayers(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("x", "v1", testImage{layers: [][]byte{baseLayer(t), buildTar(t, file("top", "t"))}})
+	root := t.TempDir()
+	s := newTestStore(t, root)
+	img, err := s.Pull(context.Background(), reg.addr()+"/x:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pull killed after its layers were committed, before its record was.
+	if err := os.Remove(s.recordPath(img.ID)); err != nil {
+		t.Fatal(err)
+	}
+	s = newTestStore(t, root)
+	if len(s.layers) != 0 || s.ImageFsUsage().UsedBytes != 0 {
+		t.Errorf("orphan layers kept: %d, usage %+v", len(s.layers), s.ImageFsUsage())
+	}
+	if entries, _ := os.ReadDir(s.layerDir); len(entries) != 1 {
+		t.Errorf("overlay2 holds %d entries, want only l/", len(entries))
+	}
+}

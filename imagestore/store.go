@@ -105,8 +105,25 @@ func New(ctx context.Context, cfg Config, root string) (*Store, error) {
 	if err := s.loadRootfs(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.removeOrphanLayers(); err != nil {
+		return nil, err
+	}
 	klog.InfoS("Image store loaded", "root", root, "images", len(s.images), "layers", len(s.layers), "rootfs", len(s.rootfs))
 	return s, nil
+}
+
+// removeOrphanLayers deletes layers no image or container uses: those of a
+// pull killed after some layers were committed but before its record was.
+func (s *Store) removeOrphanLayers() error {
+	all := make([]digest.Digest, 0, len(s.layers))
+	for l := range s.layers {
+		all = append(all, l)
+	}
+	doomed := s.detachUnusedLocked(all)
+	if len(doomed) > 0 {
+		klog.InfoS("Removing layers no image uses", "count", len(doomed))
+	}
+	return removeDirs(doomed)
 }
 
 func (s *Store) recordPath(id string) string {
