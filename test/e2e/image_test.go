@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +17,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -458,5 +462,56 @@ func TestImageKillDuringPullLeavesNoLayer(t *testing.T) {
 	}
 	if st := imageStatus(t, d, counter.addr()+"/big:v1", false); st.Image == nil {
 		t.Errorf("image missing after the second pull")
+	}
+}
+
+func TestImageManifestListPicksHostPlatform(t *testing.T) {
+	reg := framework.StartRegistry(t)
+	d := framework.StartDaemon(t)
+	host := framework.BusyboxImage(t)
+	other := framework.BusyboxImage(t)
+	other.Platform = ocispec.Platform{OS: "linux", Architecture: "s390x"}
+	hostDigest := reg.Push(t, "multi", "host", host)
+	otherDigest := reg.Push(t, "multi", "other", other)
+	hb, _ := host.Build()
+	ob, _ := other.Build()
+	idx, _ := json.Marshal(ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{
+			{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(otherDigest), Size: int64(len(ob.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: "s390x"}},
+			{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.Digest(hostDigest), Size: int64(len(hb.Manifest)), Platform: &ocispec.Platform{OS: "linux", Architecture: goruntime.GOARCH}},
+		},
+	})
+	idxDigest, err := reg.PushManifest("multi", "v1", ocispec.MediaTypeImageIndex, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := pullImage(t, d, reg.Ref("multi", "v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id != hb.ID {
+		t.Errorf("pulled %s, want the host platform's %s", id, hb.ID)
+	}
+	if st := imageStatus(t, d, reg.Ref("multi", "v1"), false); !slices.Contains(st.Image.GetRepoDigests(), reg.Addr+"/multi@"+idxDigest) {
+		t.Errorf("RepoDigests %v lack the index digest", st.Image.GetRepoDigests())
+	}
+}
+
+func TestImageMirrorFromRegistriesConf(t *testing.T) {
+	mirror := framework.StartRegistry(t)
+	mirror.Push(t, "team/app", "v1", framework.BusyboxImage(t))
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	// upstream.invalid never resolves: only the mirror can serve the pull.
+	content := "[[registry]]\nlocation = \"upstream.invalid\"\n[[registry.mirror]]\nlocation = \"" + mirror.Addr + "\"\ninsecure = true\n"
+	if err := os.WriteFile(conf, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := framework.StartDaemon(t, framework.WithConfig("[image]\nregistries_config = \""+conf+"\"\n"))
+	if _, err := pullImage(t, d, "upstream.invalid/team/app:v1"); err != nil {
+		t.Fatal(err)
+	}
+	if st := imageStatus(t, d, "upstream.invalid/team/app:v1", false); st.Image == nil {
+		t.Errorf("image not found under the name asked for")
 	}
 }
