@@ -476,3 +476,21 @@ func TestNewRemovesOrphanLayers(t *testing.T) {
 		t.Errorf("overlay2 holds %d entries, want only l/", len(entries))
 	}
 }
+
+func TestPullDockerSchema2AndRefusesSchema1(t *testing.T) {
+	reg := newFakeRegistry(t)
+	p := reg.push("d", "v1", testImage{layers: [][]byte{baseLayer(t)}, compression: []string{"gzip"}, docker: true})
+	s := newTestStore(t, t.TempDir())
+	img, err := s.Pull(context.Background(), reg.addr()+"/d:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.ID != p.config.String() {
+		t.Errorf("ID %s, want %s", img.ID, p.config)
+	}
+	schema1 := `{"schemaVersion":1,"name":"d","tag":"old","architecture":"amd64","fsLayers":[],"history":[]}`
+	reg.putManifest("d", "old", "application/vnd.docker.distribution.manifest.v1+json", []byte(schema1))
+	if _, err := s.Pull(context.Background(), reg.addr()+"/d:old", nil); err == nil || !strings.Contains(err.Error(), "unsupported manifest media type") {
+		t.Errorf("schema1: err = %v, want unsupported media type", err)
+	}
+}

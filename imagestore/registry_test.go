@@ -202,6 +202,7 @@ type testImage struct {
 	layers      [][]byte
 	compression []string
 	config      ocispec.ImageConfig
+	docker      bool // a Docker schema2 manifest instead of OCI
 }
 
 type pushed struct {
@@ -236,8 +237,18 @@ func (r *fakeRegistry) push(repo, tag string, img testImage) pushed {
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: p.config, Size: int64(len(cfgBlob))},
 		Layers: descs, Annotations: map[string]string{"org.example": "yes"}}
+	mt := ocispec.MediaTypeImageManifest
+	if img.docker {
+		// Docker schema2: same shape, Docker media types.
+		mt = "application/vnd.docker.distribution.manifest.v2+json"
+		m.MediaType, m.Annotations = mt, nil
+		m.Config.MediaType = "application/vnd.docker.container.image.v1+json"
+		for i := range m.Layers {
+			m.Layers[i].MediaType = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+		}
+	}
 	mb, _ := json.Marshal(m)
-	p.manifest = r.putManifest(repo, tag, ocispec.MediaTypeImageManifest, mb)
+	p.manifest = r.putManifest(repo, tag, mt, mb)
 	return p
 }
 
