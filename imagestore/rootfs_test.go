@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
@@ -112,5 +113,24 @@ func TestRootfsSurvivesRestart(t *testing.T) {
 	}
 	if len(s2.layers) != 0 {
 		t.Errorf("layers left: %d", len(s2.layers))
+	}
+}
+
+func TestMountOptionsFitInAPage(t *testing.T) {
+	s := newTestStore(t, t.TempDir())
+	layers := make([]digest.Digest, 200)
+	for i := range layers {
+		layers[i] = digest.FromString(string(rune(i)))
+	}
+	r := &rootfs{ContainerID: "many", Layers: layers}
+	if err := os.MkdirAll(filepath.Join(s.rootfsPath("many"), "merged"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.mount(r); err == nil || !strings.Contains(err.Error(), "exceed a page") {
+		t.Errorf("200 layers: err = %v, want the page-limit error", err)
+	}
+	// 120 layers fit: short links keep each lowerdir entry ~30 bytes.
+	if n := len(lowerFor(layers[:120])); n >= maxMountOptions-200 {
+		t.Errorf("lowerdir for 120 layers is %d bytes", n)
 	}
 }
