@@ -16,6 +16,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/fault"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
@@ -167,6 +168,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
+	fault.Crash("container.create.after-rootfs")
 	in := oci.SpecInput{
 		ContainerID:       id,
 		Config:            cfg,
@@ -192,6 +194,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	}
 	// The record exists before conmon does, so that a crash in between
 	// leaves something for start-up to clean up.
+	fault.Crash("container.create.before-record")
 	if err := s.saveContainer(c); err != nil {
 		return nil, err
 	}
@@ -202,6 +205,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
+	fault.Crash("container.create.after-conmon")
 	c.pid = pid
 	if err := s.saveContainer(c); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/fault"
 )
 
 // StartContainer implements runtime.RuntimeServiceServer.
@@ -28,6 +30,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		s.failStart(c, err)
 		return nil, containerError(fmt.Errorf("start container %s: %w", c.ID, err))
 	}
+	fault.Crash("container.start.after-runtime")
 	c.mu.Lock()
 	c.startedAt = started
 	if c.state == runtime.ContainerState_CONTAINER_CREATED {
@@ -130,9 +133,11 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	fault.Crash("container.remove.after-runtime-delete")
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove rootfs of container %s: %w", c.ID, err)
 	}
+	fault.Crash("container.remove.before-record")
 	if err := s.removeContainerRecord(c); err != nil {
 		return err
 	}

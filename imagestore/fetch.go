@@ -18,6 +18,8 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/fault"
 )
 
 // progressLogInterval spaces the -v=2 progress lines of one layer.
@@ -100,6 +102,7 @@ func (s *Store) fetchLayer(ctx context.Context, src types.ImageSource, info type
 		return nil, fmt.Errorf("layer %s: %w", info.Digest, err)
 	}
 	committed = true
+	fault.Crash("image.pull.after-layer")
 	klog.V(2).InfoS("Layer unpacked", "blob", info.Digest, "chainID", l.chainID, "bytes", u.Bytes, "duration", time.Since(start))
 	return l, nil
 }

@@ -21,6 +21,8 @@ import (
 	"go.podman.io/image/v5/pkg/blobinfocache/none"
 	"go.podman.io/image/v5/types"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/fault"
 )
 
 // maxConfigSize bounds the image config blob read into memory.
@@ -299,6 +301,7 @@ func (s *Store) commitImage(r imageRef, top, cfgDigest digest.Digest, cfg ocispe
 			updated.RepoTags = append(updated.RepoTags, n)
 		}
 	}
+	fault.Crash("image.pull.before-record")
 	if err := s.writeRecord(&updated); err != nil {
 		return Image{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/criserver/criserver/cni"
+	"github.com/criserver/criserver/fault"
 )
 
 // metadataKey identifies a pod request as the kubelet retries it.
@@ -139,8 +140,10 @@ func (m *Manager) setup(ctx context.Context, sb *Sandbox) error {
 			return fmt.Errorf("run pod %s (%s/%s): %s: %w", sb.ID, cfg.GetMetadata().GetNamespace(), cfg.GetMetadata().GetName(), st.name, err)
 		}
 		klog.V(4).InfoS("Pod sandbox step done", "pod", sb.ID, "step", st.name, "took", time.Since(t))
+		fault.Crash("sandbox.run.after-" + st.name)
 	}
 	sb.State = StateReady
+	fault.Crash("sandbox.run.before-record")
 	return m.writeRecord(sb, false)
 }
 

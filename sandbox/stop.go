@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/fault"
 )
 
 // Stop ends the pod's infra process, detaches it from the network and
@@ -48,6 +50,7 @@ func (m *Manager) stop(ctx context.Context, sb *Sandbox) error {
 			errs = append(errs, err)
 		} else {
 			sb.networkDetached = true
+			fault.Crash("sandbox.stop.after-cni")
 		}
 	}
 	if err := unmountShm(sb.ShmPath); err != nil {
@@ -118,6 +121,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox, force bool) error {
 		// Keep the record: it is what a retried Remove works from.
 		return fmt.Errorf("remove pod %s: %w", sb.ID, errors.Join(errs...))
 	}
+	fault.Crash("sandbox.remove.before-record")
 	if err := os.RemoveAll(m.podDir(sb.ID)); err != nil {
 		errs = append(errs, fmt.Errorf("remove pod %s record: %w", sb.ID, err))
 	}
