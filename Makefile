@@ -13,10 +13,13 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build run test test-unit test-e2e bench deps clean
+.PHONY: build run test test-unit test-fuzz test-e2e bench deps clean
 
+# criserver-infra is the PID 1 of pods that share one PID namespace; the
+# daemon looks for it beside its own binary.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/criserver
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)-infra ./cmd/criserver-infra
 
 deps:
 	bash hack/install-deps.sh
@@ -26,8 +29,19 @@ deps:
 run: deps build
 	./$(BIN) $(RUN_FLAGS)
 
-# Unit tests (race detector on) then end-to-end tests (root required).
-test: test-unit test-e2e
+# Unit tests (race detector on), a bounded run of each fuzz target, then
+# end-to-end tests (root required).
+test: test-unit test-fuzz test-e2e
+
+FUZZTIME ?= 30s
+# package:target pairs; `go test -fuzz` takes one target at a time.
+FUZZ_TARGETS := ./oci:FuzzGenerateSpec ./imagestore:FuzzUnpack
+
+test-fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}"; \
+	done
 
 test-unit:
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)

@@ -17,7 +17,7 @@ func (s *Service) Version(context.Context, *runtime.VersionRequest) (*runtime.Ve
 }
 
 // Status implements runtime.RuntimeServiceServer.
-func (s *Service) Status(_ context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
+func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
 	runtimeReady := &runtime.RuntimeCondition{Type: runtime.RuntimeReady, Status: true}
 	networkReady := &runtime.RuntimeCondition{Type: runtime.NetworkReady, Status: true}
 	if err := s.opts.Network.Ready(); err != nil {
@@ -29,6 +29,8 @@ func (s *Service) Status(_ context.Context, req *runtime.StatusRequest) (*runtim
 		Status: &runtime.RuntimeStatus{
 			Conditions: []*runtime.RuntimeCondition{runtimeReady, networkReady},
 		},
+		RuntimeHandlers: s.containerRuntimeHandlers(ctx),
+		Features:        containerRuntimeFeatures(),
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": string(s.opts.CgroupDriver)}

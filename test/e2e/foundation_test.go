@@ -239,3 +239,23 @@ func TestMetricsServed(t *testing.T) {
 		t.Errorf("metrics lack %s:\n%.2000s", want, body)
 	}
 }
+
+func TestStatusReportsHandlersAndFeatures(t *testing.T) {
+	d := framework.StartDaemon(t)
+	st, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, h := range st.RuntimeHandlers {
+		names[h.Name] = true
+	}
+	for _, want := range []string{"", "runc", "crun"} {
+		if !names[want] {
+			t.Errorf("Status runtime handlers %v lack %q", names, want)
+		}
+	}
+	if !st.GetFeatures().GetSupplementalGroupsPolicy() {
+		t.Errorf("Status features %v: supplemental groups policy not advertised", st.Features)
+	}
+}

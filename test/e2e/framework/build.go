@@ -40,14 +40,16 @@ func build() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	out := filepath.Join(dir, "criserver")
-	cmd := exec.Command(goTool(), "build", "-tags", buildTags, "-o", out, "./cmd/criserver")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build criserver: %v\n%s", err, b)
+	// The daemon runs criserver-infra from beside its own binary.
+	for _, name := range []string{"criserver", "criserver-infra"} {
+		cmd := exec.Command(goTool(), "build", "-tags", buildTags, "-o", filepath.Join(dir, name), "./cmd/"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("build %s: %v\n%s", name, err, b)
+		}
 	}
-	return out, nil
+	return filepath.Join(dir, "criserver"), nil
 }
 
 func goTool() string {
