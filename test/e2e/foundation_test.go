@@ -198,7 +198,7 @@ func TestConfigSubcommandPrintsEffectiveConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		cfg:                                         "cgroup_driver = \"systemd\"\n",
+		cfg: "cgroup_driver = \"systemd\"\n",
 		filepath.Join(dir, "config.d", "10-a.toml"): "cgroup_driver = \"cgroupfs\"\n",
 	}
 	for p, body := range files {
