@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+// leakEnv is a daemon serving metrics, so its goroutines can be counted.
+type leakEnv struct {
+	d       *framework.Daemon
+	metrics string // http://addr/metrics
+}
+
+func startLeakDaemon(t *testing.T, opts ...framework.Option) *leakEnv {
+	t.Helper()
+	addr := "127.0.0.1:" + freePort(t)
+	d := framework.StartDaemon(t, append(opts, framework.WithArgs("--metrics-address", addr))...)
+	return &leakEnv{d: d, metrics: "http://" + addr + "/metrics"}
+}
+
+// snapshot is what the daemon holds on the host, counted. The counts of
+// shared host resources (conmon processes, cgroups, veths, iptables lines)
+// are restricted to what this daemon made, so that other daemons on the
+// machine cannot disturb them.
+type snapshot struct {
+	FDs, Goroutines, Mounts, NSPins, Conmons, Cgroups int
+	Records, Layers, IPTables, Veths                  int
+	RSSKiB                                            int
+}
+
+// counts are the fields that must come back to their start value.
+func (s snapshot) counts() map[string]int {
+	return map[string]int{
+		"fds": s.FDs, "goroutines": s.Goroutines, "mounts": s.Mounts, "namespace pins": s.NSPins,
+		"conmon processes": s.Conmons, "pod/container cgroups": s.Cgroups, "records": s.Records,
+		"overlay2 dirs": s.Layers, "iptables lines": s.IPTables, "host veths": s.Veths,
+	}
+}
+
+func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
+	t.Helper()
+	d := e.d
+	var s snapshot
+	pid := strconv.Itoa(d.Pid())
+	fds, err := os.ReadDir("/proc/" + pid + "/fd")
+	if err != nil {
+		t.Fatalf("daemon fds: %v", err)
+	}
+	s.FDs = len(fds)
+	s.Goroutines = e.goroutines(t)
+	s.RSSKiB = rssKiB(t, pid)
+	mounts, err := framework.MountsUnder(d.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Mounts = len(mounts)
+	for _, ns := range []string{"netns", "ipcns", "utsns"} {
+		s.NSPins += countEntries(filepath.Join(d.State, ns))
+	}
+	for _, p := range framework.ProcessesNamed("conmon") {
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/cmdline"); err == nil && strings.Contains(string(b), d.Dir) {
+			s.Conmons++
+		}
+	}
+	s.Cgroups = ids.cgroupDirs()
+	s.Records = countEntries(filepath.Join(d.Root, "pods")) + countEntries(filepath.Join(d.Root, "containers")) +
+		countEntries(filepath.Join(d.State, "pods")) + countEntries(filepath.Join(d.State, "containers"))
+	s.Layers = countEntries(filepath.Join(d.Root, "overlay2"))
+	s.IPTables = ids.iptablesLines(t)
+	s.Veths = ids.liveVeths(t)
+	return s
+}
+
+// goroutines reads go_goroutines from the daemon's metrics.
+func (e *leakEnv) goroutines(t *testing.T) int {
+	t.Helper()
+	resp, err := http.Get(e.metrics)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("go_goroutines %q: %v", v, err)
+			}
+			return int(n)
+		}
+	}
+	t.Fatalf("no go_goroutines in the daemon's metrics (%v)", sc.Err())
+	return 0
+}
+
+func rssKiB(t *testing.T, pid string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatalf("no VmRSS in /proc/%s/status", pid)
+	return 0
+}
+
+func countEntries(dir string) int {
+	ents, _ := os.ReadDir(dir)
+	return len(ents)
+}
+
+// idSet remembers every pod and container a test made, and the host veths
+// of the pods, so leftovers of exactly those can be found.
+type idSet struct {
+	d     *framework.Daemon
+	ids   map[string]bool
+	veths map[string]bool
+}
+
+func newIDSet(d *framework.Daemon) *idSet {
+	return &idSet{d: d, ids: map[string]bool{}, veths: map[string]bool{}}
+}
+
+func (s *idSet) add(id string) { s.ids[id] = true }
+
+func (s *idSet) addVeths(t *testing.T, pod string) {
+	for _, v := range hostVeths(t, s.d, pod) {
+		s.veths[v] = true
+	}
+}
+
+func (s *idSet) mentions(line string) bool {
+	for id := range s.ids {
+		if strings.Contains(line, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// cgroupDirs counts cgroup directories, in every hierarchy, named after
+// one of the IDs.
+func (s *idSet) cgroupDirs() int {
+	n := 0
+	hier, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, h := range hier {
+		root := filepath.Join("/sys/fs/cgroup", h.Name(), "criserver")
+		_ = filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+			if err != nil || !e.IsDir() || p == root {
+				return nil
+			}
+			if s.mentions(e.Name()) {
+				n++
+			}
+			return nil
+		})
+	}
+	return n
+}
+
+func (s *idSet) iptablesLines(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		t.Fatalf("iptables-save: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		if s.mentions(line) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *idSet) liveVeths(t *testing.T) int {
+	t.Helper()
+	out, err := exec.Command("ip", "-o", "link").Output()
+	if err != nil {
+		t.Fatalf("ip -o link: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+		if s.veths[name] {
+			n++
+		}
+	}
+	return n
+}
+
+// checkNoGrowth compares after with before: every count must be back to
+// its start value, and RSS bounded. Goroutines get time to wind down.
+func (e *leakEnv) checkNoGrowth(t *testing.T, ids *idSet, before snapshot) snapshot {
+	t.Helper()
+	var after snapshot
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		after = e.snapshot(t, ids)
+		if fmt.Sprint(after.counts()) == fmt.Sprint(before.counts()) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	b, a := before.counts(), after.counts()
+	for k, v := range b {
+		if a[k] != v {
+			t.Errorf("%s: %d before, %d after", k, v, a[k])
+		}
+	}
+	if limit := 2*before.RSSKiB + 20*1024; after.RSSKiB > limit {
+		t.Errorf("daemon RSS grew from %d KiB to %d KiB (limit %d KiB)", before.RSSKiB, after.RSSKiB, limit)
+	}
+	t.Logf("before: %+v", before)
+	t.Logf("after:  %+v", after)
+	return after
+}

@@ -1,0 +1,140 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+// soakIterations is how many lifecycles TestSoakNoGrowth runs: a small
+// number for `make test`, CRISERVER_SOAK_ITERATIONS=500 in `make bench`.
+func soakIterations(t *testing.T) int {
+	t.Helper()
+	v := os.Getenv("CRISERVER_SOAK_ITERATIONS")
+	if v == "" {
+		return 30
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("CRISERVER_SOAK_ITERATIONS=%q: want a positive number", v)
+	}
+	return n
+}
+
+// lifecycle runs one pod with one container through everything the
+// kubelet does to it, adding their IDs to ids (when set). While both
+// run, inside (when set) is called.
+func lifecycle(t testing.TB, d *framework.Daemon, image, name string, ids *idSet, inside func(pod, ctr string)) error {
+	ctx := framework.Ctx(t)
+	cfg := d.PodConfig(t, name)
+	pod, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		return fmt.Errorf("RunPodSandbox: %w", err)
+	}
+	podID := pod.PodSandboxId
+	if ids != nil {
+		ids.add(podID)
+	}
+	ctr, err := d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{
+		PodSandboxId: podID, SandboxConfig: cfg,
+		Config: &runtime.ContainerConfig{
+			Metadata: &runtime.ContainerMetadata{Name: "sleep"},
+			Image:    &runtime.ImageSpec{Image: image},
+			Command:  []string{"sleep", "3600"},
+			LogPath:  "sleep.log",
+			Linux:    &runtime.LinuxContainerConfig{},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("CreateContainer: %w", err)
+	}
+	ctrID := ctr.ContainerId
+	if ids != nil {
+		ids.add(ctrID)
+	}
+	if _, err := d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctrID}); err != nil {
+		return fmt.Errorf("StartContainer: %w", err)
+	}
+	resp, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctrID, Cmd: []string{"true"}, Timeout: 10})
+	if err != nil {
+		return fmt.Errorf("ExecSync: %w", err)
+	}
+	if resp.ExitCode != 0 {
+		return fmt.Errorf("ExecSync true: exit code %d: %s", resp.ExitCode, resp.Stderr)
+	}
+	if inside != nil {
+		inside(podID, ctrID)
+	}
+	// sleep is PID 1 and ignores SIGTERM: timeout 0 kills it at once.
+	if _, err := d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctrID, Timeout: 0}); err != nil {
+		return fmt.Errorf("StopContainer: %w", err)
+	}
+	if _, err := d.Runtime.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctrID}); err != nil {
+		return fmt.Errorf("RemoveContainer: %w", err)
+	}
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+		return fmt.Errorf("StopPodSandbox: %w", err)
+	}
+	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	return nil
+}
+
+// TestSoakNoGrowth runs sequential pod+container lifecycles and checks the
+// daemon ends holding exactly what it held after a warm-up.
+func TestSoakNoGrowth(t *testing.T) {
+	e := startLeakDaemon(t)
+	d := e.d
+	image := d.PullBusybox(t, framework.StartRegistry(t))
+	ids := newIDSet(d)
+	const warmup = 3
+	for i := range warmup {
+		if err := lifecycle(t, d, image, "warm"+strconv.Itoa(i), ids, nil); err != nil {
+			t.Fatalf("warm-up %d: %v", i, err)
+		}
+	}
+	before := e.snapshot(t, ids)
+
+	n := soakIterations(t)
+	start := time.Now()
+	for i := range n {
+		var during snapshot
+		inside := func(pod, ctr string) {
+			ids.addVeths(t, pod)
+			if i == 0 {
+				during = e.snapshot(t, ids)
+			}
+		}
+		if err := lifecycle(t, d, image, "soak"+strconv.Itoa(i), ids, inside); err != nil {
+			t.Fatalf("iteration %d: %v", i, err)
+		}
+		if i == 0 {
+			checkCountsSeeAPod(t, before, during)
+		}
+	}
+	t.Logf("%d lifecycles in %v (%v each)", n, time.Since(start).Round(time.Millisecond), (time.Since(start) / time.Duration(n)).Round(time.Millisecond))
+	e.checkNoGrowth(t, ids, before)
+	if pods := listPods(t, d, nil); len(pods) != 0 {
+		t.Errorf("pods listed after the soak: %v", pods)
+	}
+}
+
+// checkCountsSeeAPod makes sure each count moves while a pod and its
+// container run (fds excepted: the daemon need not hold one per pod),
+// so that its return to the start value means something.
+func checkCountsSeeAPod(t *testing.T, before, during snapshot) {
+	t.Helper()
+	b, d := before.counts(), during.counts()
+	for _, k := range []string{"mounts", "namespace pins", "conmon processes", "pod/container cgroups", "records", "overlay2 dirs", "iptables lines", "host veths"} {
+		if d[k] <= b[k] {
+			t.Errorf("%s: %d with a pod running, %d without; the leak check of it proves nothing", k, d[k], b[k])
+		}
+	}
+}
