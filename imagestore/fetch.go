@@ -127,7 +127,7 @@ func (s *Store) download(ctx context.Context, src types.ImageSource, info types.
 	wd.r = rc
 	blobDigester := info.Digest.Algorithm().Digester()
 	counted := &countingReader{r: io.TeeReader(wd, blobDigester.Hash())}
-	u, err := unpackStream(counted, diffID, dir)
+	u, err := unpackStream(counted, diffID, dir, func() { cancel(context.Canceled) })
 	if err != nil {
 		return layerUsage{}, wd.explain(ctx, err)
 	}
@@ -144,7 +144,10 @@ func (s *Store) download(ctx context.Context, src types.ImageSource, info types.
 // magic bytes rather than the media type, which registries get wrong),
 // unpacks it into dir and verifies the uncompressed digest against diffID.
 // It reads r to its end so that the caller's blob digest covers all of it.
-func unpackStream(r io.Reader, diffID digest.Digest, dir string) (layerUsage, error) {
+//
+// abort must make a blocked read of r return; it is called when the
+// unpacker fails while the read-ahead goroutine may still be reading.
+func unpackStream(r io.Reader, diffID digest.Digest, dir string, abort func()) (layerUsage, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	var tarStream io.Reader = br
@@ -165,13 +168,15 @@ func unpackStream(r io.Reader, diffID digest.Digest, dir string) (layerUsage, er
 		tarStream = zr
 	}
 	diffDigester := diffID.Algorithm().Digester()
-	tee := io.TeeReader(tarStream, diffDigester.Hash())
-	u, err := unpackLayer(tee, dir)
+	ra := newReadAhead(io.TeeReader(tarStream, diffDigester.Hash()))
+	u, err := unpackLayer(ra, dir)
 	if err != nil {
+		// Stop the goroutine before the deferred decoder Close calls.
+		ra.abort(abort)
 		return layerUsage{}, err
 	}
 	// Tar padding after the end marker still counts toward the diff ID.
-	if _, err := io.Copy(io.Discard, tee); err != nil {
+	if _, err := io.Copy(io.Discard, ra); err != nil {
 		return layerUsage{}, fmt.Errorf("read layer tail: %w", err)
 	}
 	if _, err := io.Copy(io.Discard, br); err != nil {
