@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +86,10 @@ func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
 // goroutines reads go_goroutines from the daemon's metrics.
 func (e *leakEnv) goroutines(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get(e.metrics)
+	// No keep-alive: an idle metrics connection would be counted as
+	// one of the daemon's fds.
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Get(e.metrics)
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
@@ -129,6 +133,7 @@ func countEntries(dir string) int {
 // of the pods, so leftovers of exactly those can be found.
 type idSet struct {
 	d     *framework.Daemon
+	mu    sync.Mutex
 	ids   map[string]bool
 	veths map[string]bool
 }
@@ -137,15 +142,24 @@ func newIDSet(d *framework.Daemon) *idSet {
 	return &idSet{d: d, ids: map[string]bool{}, veths: map[string]bool{}}
 }
 
-func (s *idSet) add(id string) { s.ids[id] = true }
+func (s *idSet) add(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ids[id] = true
+}
 
 func (s *idSet) addVeths(t *testing.T, pod string) {
-	for _, v := range hostVeths(t, s.d, pod) {
+	veths := hostVeths(t, s.d, pod)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, v := range veths {
 		s.veths[v] = true
 	}
 }
 
 func (s *idSet) mentions(line string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for id := range s.ids {
 		if strings.Contains(line, id) {
 			return true
@@ -202,7 +216,10 @@ func (s *idSet) liveVeths(t *testing.T) int {
 			continue
 		}
 		name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-		if s.veths[name] {
+		s.mu.Lock()
+		live := s.veths[name]
+		s.mu.Unlock()
+		if live {
 			n++
 		}
 	}

@@ -31,18 +31,31 @@ func soakIterations(t *testing.T) int {
 // kubelet does to it, adding their IDs to ids (when set). While both
 // run, inside (when set) is called.
 func lifecycle(t testing.TB, d *framework.Daemon, image, name string, ids *idSet, inside func(pod, ctr string)) error {
+	pod, ctr, err := startPodContainer(t, d, image, name, ids)
+	if err != nil {
+		return err
+	}
+	if inside != nil {
+		inside(pod, ctr)
+	}
+	return removePodContainer(t, d, pod, ctr)
+}
+
+// startPodContainer runs a pod with a busybox `sleep 3600` container in
+// it and checks ExecSync works there.
+func startPodContainer(t testing.TB, d *framework.Daemon, image, name string, ids *idSet) (pod, ctr string, err error) {
 	ctx := framework.Ctx(t)
 	cfg := d.PodConfig(t, name)
-	pod, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+	podResp, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
-		return fmt.Errorf("RunPodSandbox: %w", err)
+		return "", "", fmt.Errorf("RunPodSandbox: %w", err)
 	}
-	podID := pod.PodSandboxId
+	pod = podResp.PodSandboxId
 	if ids != nil {
-		ids.add(podID)
+		ids.add(pod)
 	}
-	ctr, err := d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{
-		PodSandboxId: podID, SandboxConfig: cfg,
+	ctrResp, err := d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{
+		PodSandboxId: pod, SandboxConfig: cfg,
 		Config: &runtime.ContainerConfig{
 			Metadata: &runtime.ContainerMetadata{Name: "sleep"},
 			Image:    &runtime.ImageSpec{Image: image},
@@ -52,36 +65,39 @@ func lifecycle(t testing.TB, d *framework.Daemon, image, name string, ids *idSet
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("CreateContainer: %w", err)
+		return pod, "", fmt.Errorf("CreateContainer: %w", err)
 	}
-	ctrID := ctr.ContainerId
+	ctr = ctrResp.ContainerId
 	if ids != nil {
-		ids.add(ctrID)
+		ids.add(ctr)
 	}
-	if _, err := d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctrID}); err != nil {
-		return fmt.Errorf("StartContainer: %w", err)
+	if _, err := d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctr}); err != nil {
+		return pod, ctr, fmt.Errorf("StartContainer: %w", err)
 	}
-	resp, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctrID, Cmd: []string{"true"}, Timeout: 10})
+	resp, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"true"}, Timeout: 10})
 	if err != nil {
-		return fmt.Errorf("ExecSync: %w", err)
+		return pod, ctr, fmt.Errorf("ExecSync: %w", err)
 	}
 	if resp.ExitCode != 0 {
-		return fmt.Errorf("ExecSync true: exit code %d: %s", resp.ExitCode, resp.Stderr)
+		return pod, ctr, fmt.Errorf("ExecSync true: exit code %d: %s", resp.ExitCode, resp.Stderr)
 	}
-	if inside != nil {
-		inside(podID, ctrID)
-	}
+	return pod, ctr, nil
+}
+
+// removePodContainer stops and removes the container, then its pod.
+func removePodContainer(t testing.TB, d *framework.Daemon, pod, ctr string) error {
+	ctx := framework.Ctx(t)
 	// sleep is PID 1 and ignores SIGTERM: timeout 0 kills it at once.
-	if _, err := d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctrID, Timeout: 0}); err != nil {
+	if _, err := d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: ctr, Timeout: 0}); err != nil {
 		return fmt.Errorf("StopContainer: %w", err)
 	}
-	if _, err := d.Runtime.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctrID}); err != nil {
+	if _, err := d.Runtime.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: ctr}); err != nil {
 		return fmt.Errorf("RemoveContainer: %w", err)
 	}
-	if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: podID}); err != nil {
+	if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
 		return fmt.Errorf("StopPodSandbox: %w", err)
 	}
-	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: podID}); err != nil {
+	if _, err := d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod}); err != nil {
 		return fmt.Errorf("RemovePodSandbox: %w", err)
 	}
 	return nil
