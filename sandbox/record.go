@@ -119,7 +119,8 @@ func (m *Manager) load(ctx context.Context) error {
 			continue
 		}
 		if r.Incomplete {
-			klog.InfoS("Cleaning up pod whose creation was interrupted", "pod", id)
+			m.fillInterrupted(sb)
+			klog.InfoS("Cleaning up pod whose creation was interrupted", "pod", id, "netns", sb.NetNSPath, "cgroup", sb.CgroupParent)
 			if err := m.teardown(ctx, sb, true); err != nil {
 				klog.ErrorS(err, "Cleaning up interrupted pod", "pod", id)
 			}
@@ -136,6 +137,27 @@ func (m *Manager) load(ctx context.Context) error {
 		m.byName[metadataKey(sb.Metadata())] = &reservation{done: closedChan(), id: id}
 	}
 	return nil
+}
+
+// fillInterrupted sets, in the record of a pod whose creation a crash
+// interrupted, the paths of what the steps after the first record write
+// may have made: that record was written before any step ran, so it names
+// none of them. Each path is the one create would have used; teardown of a
+// path that was never made is a no-op.
+func (m *Manager) fillInterrupted(sb *Sandbox) {
+	if !sb.HostNetwork {
+		sb.NetNSPath, sb.UTSNSPath = m.pinPath(nsNet, sb.ID), m.pinPath(nsUTS, sb.ID)
+	}
+	if !sb.HostIPC {
+		sb.IPCNSPath, sb.ShmPath = m.pinPath(nsIPC, sb.ID), m.shmPath(sb.ID)
+	}
+	// Only a cgroup named after the pod is the daemon's own; the kubelet's
+	// pod cgroup (cgroup_parent) is the kubelet's to remove.
+	if sb.CgroupParent == "" && sb.Config.GetLinux().GetCgroupParent() == "" {
+		if cg, err := podCgroup(m.opts.CgroupDriver, "", sb.ID); err == nil {
+			sb.CgroupParent, sb.CgroupCreated = cg, true
+		}
+	}
 }
 
 // intact tells whether the namespaces and infra process of a pod survive.
