@@ -113,16 +113,19 @@ func TestStreamExec(t *testing.T) {
 			}
 		})
 		t.Run(name+"/tty-resize", func(t *testing.T) {
-			u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", "stty size; sleep 1; stty size"}, Stdout: true, Stdin: true, Tty: true})
+			// The shell waits for the resize, and the resize is sent once the
+			// first size was printed, so no timing decides the outcome.
+			script := `stty size; while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size`
+			u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", script}, Stdout: true, Stdin: true, Tty: true})
 			q := &sizeQueue{sizes: make(chan remotecommand.TerminalSize, 2)}
 			q.sizes <- remotecommand.TerminalSize{Width: 80, Height: 24}
+			out := &notifyWriter{want: "24 80", seen: make(chan struct{})}
 			go func() {
-				time.Sleep(500 * time.Millisecond)
+				<-out.seen
 				q.sizes <- remotecommand.TerminalSize{Width: 100, Height: 30}
 			}()
-			var out bytes.Buffer
 			err := executor(t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{
-				Stdin: blockingStdin(t), Stdout: &out, Tty: true, TerminalSizeQueue: q,
+				Stdin: blockingStdin(t), Stdout: out, Tty: true, TerminalSizeQueue: q,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -509,4 +512,29 @@ func TestStreamConfiguredPort(t *testing.T) {
 	if err := streamProtocols["spdy"](t, u).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{Stdout: &out}); err != nil || out.String() != "hi\n" {
 		t.Fatalf("exec: %q, %v", out.String(), err)
 	}
+}
+
+// notifyWriter collects output and closes seen once it contains want.
+type notifyWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *notifyWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.want) {
+		w.once.Do(func() { close(w.seen) })
+	}
+	return n, err
+}
+
+func (w *notifyWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
