@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,6 +27,10 @@ func imageError(err error) error {
 		return status.Error(codes.Unauthenticated, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.Error(status.FromContextError(err).Code(), err.Error())
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// The kubelet's image GC frees space on its own schedule; say
+		// plainly that space, not the image, is the problem.
+		return status.Error(codes.ResourceExhausted, "no space left for the image store: "+err.Error())
 	}
 	return status.Error(codes.Unknown, err.Error())
 }

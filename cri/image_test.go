@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"syscall"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -44,6 +46,7 @@ func TestImageError(t *testing.T) {
 		{fmt.Errorf("pull x: %w", imagestore.ErrNotFound), codes.NotFound},
 		{fmt.Errorf("pull x: %w", imagestore.ErrUnauthorized), codes.Unauthenticated},
 		{fmt.Errorf("pull x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
+		{fmt.Errorf("pull x: layer y: %w", &os.PathError{Op: "write", Path: "f", Err: syscall.ENOSPC}), codes.ResourceExhausted},
 		{errors.New("boom"), codes.Unknown},
 	}
 	for _, tt := range tests {

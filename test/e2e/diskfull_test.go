@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+// onTmpfs puts the daemon's root on a tmpfs of size bytes.
+func onTmpfs(t *testing.T, size string) framework.Option {
+	return func(d *framework.Daemon) error {
+		if err := os.MkdirAll(d.Root, 0o700); err != nil {
+			return err
+		}
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", d.Root).CombinedOutput(); err != nil {
+			return &os.PathError{Op: "mount tmpfs: " + strings.TrimSpace(string(out)), Path: d.Root, Err: err}
+		}
+		// The daemon's cleanup unmounts it too; this covers a failed start.
+		t.Cleanup(func() { _ = syscall.Unmount(d.Root, syscall.MNT_DETACH) })
+		return nil
+	}
+}
+
+// incompressible is n random bytes: gzip cannot shrink the layer.
+func incompressible(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestDiskFullDuringPull pulls an image bigger than the free space of the
+// daemon's root: the pull fails with ResourceExhausted naming the lack of
+// space and leaves the store as it was; once there is room, it succeeds.
+func TestDiskFullDuringPull(t *testing.T) {
+	d := framework.StartDaemon(t, onTmpfs(t, "16m"))
+	reg := framework.StartRegistry(t)
+	d.PullBusybox(t, reg)
+
+	big := framework.BusyboxImage(t)
+	big.AddLayer(framework.File("big.bin", incompressible(t, 24<<20), 0o644))
+	reg.Push(t, "big", "latest", big)
+	bigRef := reg.Ref("big", "latest")
+	small := framework.BusyboxImage(t)
+	small.AddLayer(framework.File("small.txt", "small", 0o644))
+	reg.Push(t, "small", "latest", small)
+	smallRef := reg.Ref("small", "latest")
+
+	layersBefore := layerStoreEntries(t, d)
+	usedBefore := imageFsUsed(t, d)
+
+	_, err := d.Image.PullImage(framework.Ctx(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: bigRef}})
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("pull onto a full disk = %v, want ResourceExhausted saying there is no space", err)
+	}
+	t.Logf("pull onto a full disk: %v", err)
+	if got := layerStoreEntries(t, d); strings.Join(got, ",") != strings.Join(layersBefore, ",") {
+		t.Errorf("overlay2 after the failed pull = %v, want %v", got, layersBefore)
+	}
+	if st, err := d.Image.ImageStatus(framework.Ctx(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: bigRef}}); err != nil || st.Image != nil {
+		t.Errorf("ImageStatus of the failed image = %v, %v; want no image", st, err)
+	}
+	if used := imageFsUsed(t, d); used != usedBefore {
+		t.Errorf("ImageFsInfo used bytes after the failed pull = %d, want %d", used, usedBefore)
+	}
+
+	// What fits still pulls: the failure left room behind.
+	if _, err := d.Image.PullImage(framework.Ctx(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: smallRef}}); err != nil {
+		t.Fatalf("pull of a small image after the failure: %v", err)
+	}
+
+	if out, err := exec.Command("mount", "-o", "remount,size=96m", d.Root).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v: %s", err, out)
+	}
+	resp, err := d.Image.PullImage(framework.Ctx(t), &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: bigRef}})
+	if err != nil {
+		t.Fatalf("pull once there is room: %v", err)
+	}
+	st, err := d.Image.ImageStatus(framework.Ctx(t), &runtime.ImageStatusRequest{Image: &runtime.ImageSpec{Image: bigRef}})
+	if err != nil || st.Image == nil || st.Image.Id != resp.ImageRef || st.Image.Size < 24<<20 {
+		t.Errorf("ImageStatus after the pull = %v, %v", st, err)
+	}
+	if used := imageFsUsed(t, d); used < usedBefore+24<<20 {
+		t.Errorf("ImageFsInfo used bytes with the big image = %d, want at least %d", used, usedBefore+24<<20)
+	}
+	for _, l := range layerStoreEntries(t, d) {
+		if strings.HasPrefix(l, "tmp-") {
+			t.Errorf("temp layer dir %s left after the pull", l)
+		}
+	}
+}
