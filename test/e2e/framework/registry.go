@@ -15,12 +15,23 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Registry is Debian's docker-registry serving plain HTTP on loopback.
 type Registry struct {
 	Addr string // 127.0.0.1:<port>
 	Dir  string
+
+	user, password string // basic auth, when set
+}
+
+// RegistryOption changes how StartRegistry sets a registry up.
+type RegistryOption func(*Registry)
+
+// WithBasicAuth makes the registry demand user and password (htpasswd).
+func WithBasicAuth(user, password string) RegistryOption {
+	return func(r *Registry) { r.user, r.password = user, password }
 }
 
 const registryConfig = `version: 0.1
@@ -35,8 +46,14 @@ http:
   addr: %s
 `
 
+const registryAuthConfig = `auth:
+  htpasswd:
+    realm: criserver-e2e
+    path: %s
+`
+
 // StartRegistry starts a registry for the test; cleanup stops it.
-func StartRegistry(t testing.TB) *Registry {
+func StartRegistry(t testing.TB, opts ...RegistryOption) *Registry {
 	t.Helper()
 	Require(t)
 	dir := t.TempDir()
@@ -44,8 +61,20 @@ func StartRegistry(t testing.TB) *Registry {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r := &Registry{Addr: addr, Dir: dir}
+	for _, o := range opts {
+		o(r)
+	}
+	config := fmt.Appendf(nil, registryConfig, filepath.Join(dir, "data"), addr)
+	if r.user != "" {
+		htpasswd, err := r.writeHtpasswd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		config = fmt.Appendf(config, registryAuthConfig, htpasswd)
+	}
 	cfg := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, registryConfig, filepath.Join(dir, "data"), addr), 0o644); err != nil {
+	if err := os.WriteFile(cfg, config, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -55,11 +84,21 @@ func StartRegistry(t testing.TB) *Registry {
 		t.Fatalf("start docker-registry: %v", err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	r := &Registry{Addr: addr, Dir: dir}
 	if err := r.waitReady(); err != nil {
 		t.Fatalf("registry: %v\n%s", err, out.String())
 	}
 	return r
+}
+
+// writeHtpasswd writes the one user's bcrypt entry, the only hash the
+// registry's htpasswd backend accepts.
+func (r *Registry) writeHtpasswd() (string, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(r.password), bcrypt.MinCost)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(r.Dir, "htpasswd")
+	return path, os.WriteFile(path, fmt.Appendf(nil, "%s:%s\n", r.user, hash), 0o600)
 }
 
 func freeLoopbackAddr() (string, error) {
@@ -77,7 +116,7 @@ func (r *Registry) waitReady() error {
 		resp, err := http.Get("http://" + r.Addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return nil
 			}
 		}
@@ -112,7 +151,7 @@ func (r *Registry) Push(t testing.TB, repo, tag string, img *Image) string {
 func (r *Registry) PushBlob(repo string, blob []byte) error {
 	dgst := digest.FromBytes(blob)
 	base := "http://" + r.Addr
-	resp, err := http.Post(base+"/v2/"+repo+"/blobs/uploads/", "", nil)
+	resp, err := r.do(http.MethodPost, base+"/v2/"+repo+"/blobs/uploads/", "", nil)
 	if err != nil {
 		return err
 	}
@@ -128,31 +167,41 @@ func (r *Registry) PushBlob(repo string, blob []byte) error {
 	q := loc.Query()
 	q.Set("digest", dgst.String())
 	loc.RawQuery = q.Encode()
-	return put(loc.String(), "application/octet-stream", blob, http.StatusCreated)
+	return r.put(loc.String(), "application/octet-stream", blob)
 }
 
 // PushManifest uploads a manifest (or index) under ref (a tag or digest)
 // and returns its digest.
 func (r *Registry) PushManifest(repo, ref, mediaType string, manifest []byte) (string, error) {
 	u := "http://" + r.Addr + "/v2/" + repo + "/manifests/" + ref
-	if err := put(u, mediaType, manifest, http.StatusCreated); err != nil {
+	if err := r.put(u, mediaType, manifest); err != nil {
 		return "", err
 	}
 	return digest.FromBytes(manifest).String(), nil
 }
 
-func put(u, contentType string, body []byte, want int) error {
-	req, err := http.NewRequest(http.MethodPut, u, bytes.NewReader(body))
+// do sends one request, with the registry's credentials when it has some.
+func (r *Registry) do(method, u, contentType string, body []byte) (*http.Response, error) {
+	req, err := http.NewRequest(method, u, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", contentType)
-	resp, err := http.DefaultClient.Do(req)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if r.user != "" {
+		req.SetBasicAuth(r.user, r.password)
+	}
+	return http.DefaultClient.Do(req)
+}
+
+func (r *Registry) put(u, contentType string, body []byte) error {
+	resp, err := r.do(http.MethodPut, u, contentType, body)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != want {
+	if resp.StatusCode != http.StatusCreated {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return fmt.Errorf("PUT %s: %s: %s", u, resp.Status, strings.TrimSpace(string(msg)))
 	}
