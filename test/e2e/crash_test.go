@@ -365,6 +365,11 @@ func TestCrashRandom(t *testing.T) {
 		err := randomLifecycle(t, e, i)
 		if err != nil {
 			crashes++
+			out := e.d.Output()
+			if i := strings.LastIndex(out, "fault: crashing at "); i >= 0 {
+				point, _, _ := strings.Cut(out[i+len("fault: crashing at "):], "\n")
+				t.Logf("iteration %d (seed %d): crashed at %s", i, seed, point)
+			}
 			if status.Code(err) != codes.Unavailable {
 				t.Fatalf("iteration %d (seed %d): %v", i, seed, err)
 			}
