@@ -36,7 +36,7 @@ func startLeakDaemon(t *testing.T, opts ...framework.Option) *leakEnv {
 // machine cannot disturb them.
 type snapshot struct {
 	FDs, Goroutines, Mounts, NSPins, Conmons, Cgroups int
-	Records, Layers, IPTables, Veths                  int
+	Records, Layers, IPTables, Veths, IPs, Files      int
 	RSSKiB                                            int
 }
 
@@ -46,6 +46,7 @@ func (s snapshot) counts() map[string]int {
 		"fds": s.FDs, "goroutines": s.Goroutines, "mounts": s.Mounts, "namespace pins": s.NSPins,
 		"conmon processes": s.Conmons, "pod/container cgroups": s.Cgroups, "records": s.Records,
 		"overlay2 dirs": s.Layers, "iptables lines": s.IPTables, "host veths": s.Veths,
+		"IPAM allocations": s.IPs, "files under root and state": s.Files,
 	}
 }
 
@@ -80,7 +81,16 @@ func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
 	s.Layers = countEntries(filepath.Join(d.Root, "overlay2"))
 	s.IPTables = ids.iptablesLines(t)
 	s.Veths = ids.liveVeths(t)
+	s.IPs = ids.ipamAllocations()
+	s.Files = countTree(d.Root) + countTree(d.State)
 	return s
+}
+
+// countTree counts the files and directories below dir.
+func countTree(dir string) int {
+	n := 0
+	_ = filepath.WalkDir(dir, func(string, fs.DirEntry, error) error { n++; return nil })
+	return n
 }
 
 // goroutines reads go_goroutines from the daemon's metrics.
@@ -184,6 +194,21 @@ func (s *idSet) cgroupDirs() int {
 			}
 			return nil
 		})
+	}
+	return n
+}
+
+// ipamDir is where host-local keeps the addresses of the default network.
+const ipamDir = "/var/lib/cni/networks/criserver"
+
+// ipamAllocations counts the addresses host-local holds for the pods.
+func (s *idSet) ipamAllocations() int {
+	n := 0
+	ents, _ := os.ReadDir(ipamDir)
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join(ipamDir, e.Name())); err == nil && s.mentions(string(b)) {
+			n++
+		}
 	}
 	return n
 }
