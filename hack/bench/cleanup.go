@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -68,18 +70,43 @@ func killLeftovers(d *daemon) []string {
 						hit = true
 					}
 				}
-			} else {
-				cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.pid))
+			}
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.pid))
+			if pass == 1 {
 				hit = strings.Contains(string(cmdline), d.dir+"/")
 			}
 			if hit {
 				found = append(found, fmt.Sprintf("killed leftover process %d (%s)", p.pid, p.comm))
 				syscall.Kill(p.pid, syscall.SIGKILL)
+				if sock := shimSocket(strings.Split(string(cmdline), "\x00")); sock != "" {
+					// A killed shim cannot remove its socket.
+					defer os.Remove(sock)
+				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	return found
+}
+
+// shimSocket is where a containerd 1.6 shim with these arguments listens:
+// /run/containerd/s/<sha256 of "<containerd address>/<namespace>/<id>">,
+// whatever containerd's state dir. "" for any other process.
+func shimSocket(argv []string) string {
+	if len(argv) == 0 || !strings.HasPrefix(filepath.Base(argv[0]), "containerd-shim") {
+		return ""
+	}
+	args := map[string]string{}
+	for i := 1; i+1 < len(argv); i++ {
+		if strings.HasPrefix(argv[i], "-") {
+			args[strings.TrimLeft(argv[i], "-")] = argv[i+1]
+		}
+	}
+	if args["address"] == "" || args["namespace"] == "" || args["id"] == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(filepath.Join(args["address"], args["namespace"], args["id"])))
+	return filepath.Join("/run/containerd/s", hex.EncodeToString(sum[:]))
 }
 
 // unmountUnder detaches every mount at or below dir, deepest first.

@@ -68,3 +68,18 @@ func TestNetworkConflist(t *testing.T) {
 		t.Error("bad subnet accepted")
 	}
 }
+
+func TestShimSocket(t *testing.T) {
+	argv := []string{"/usr/bin/containerd-shim-runc-v2", "-namespace", "k8s.io", "-id", "abc", "-address", "/r/containerd.sock"}
+	// sha256("/r/containerd.sock/k8s.io/abc")
+	want := "/run/containerd/s/91f6e88591ae067a438adb5c46a990526140821a6fd30c63253a944fce4dc40b"
+	if got := shimSocket(argv); got != want {
+		t.Fatalf("shimSocket = %q, want %q", got, want)
+	}
+	if shimSocket([]string{"/usr/bin/conmon", "-id", "x"}) != "" {
+		t.Error("a conmon got a shim socket")
+	}
+	if shimSocket(argv[:3]) != "" {
+		t.Error("a shim without -id and -address got a socket")
+	}
+}
