@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -144,18 +145,45 @@ func (x *execution) args(id string) []string {
 	return append(args, id)
 }
 
+// cancelPidWait bounds how long a cancelled exec waits for the runtime to
+// name the process it is starting.
+const cancelPidWait = 2 * time.Second
+
 // prepare makes cancellation kill the exec'd process rather than the
 // runtime: the runtime is its parent and reaps it, and killing the runtime
-// first would leave the process running inside the container.
+// first would leave the process running inside the container. A cancel
+// that comes while the runtime is still starting the process waits for its
+// pid file: killing the runtime then would orphan the process it is about
+// to start.
 func (x *execution) prepare(cmd *exec.Cmd) {
 	cmd.Cancel = func() error {
-		if pid, err := readPid(x.pidFile); err == nil && pid > 0 {
-			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil || errors.Is(err, syscall.ESRCH) {
-				return nil
+		for deadline := time.Now().Add(cancelPidWait); ; time.Sleep(10 * time.Millisecond) {
+			if pid, err := readPid(x.pidFile); err == nil && pid > 0 {
+				if err := syscall.Kill(pid, syscall.SIGKILL); err == nil || errors.Is(err, syscall.ESRCH) {
+					return nil
+				}
+				break
+			}
+			if time.Now().After(deadline) || !alive(cmd.Process.Pid) {
+				break
 			}
 		}
 		return cmd.Process.Kill()
 	}
+}
+
+// alive tells whether pid still runs; a zombie waiting to be reaped
+// (the runtime that exited on its own) does not.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses.
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
 }
 
 // started reports whether the runtime got as far as starting the process.
