@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -106,7 +107,13 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	s.containers.byID[id] = c
 	s.containers.byName[c.nameKey] = &nameReservation{done: closedChan(), id: id}
 	s.containers.mu.Unlock()
-	if !s.refreshContainer(c) && c.State() != runtime.ContainerState_CONTAINER_EXITED && s.opts.Runtime.ConmonPid(id) == 0 {
+	exited := s.refreshContainer(c)
+	if !exited && c.State() == runtime.ContainerState_CONTAINER_CREATED {
+		if err := s.reconcileStarted(ctx, c); err != nil {
+			return err
+		}
+	}
+	if !exited && c.State() != runtime.ContainerState_CONTAINER_EXITED && s.opts.Runtime.ConmonPid(id) == 0 {
 		// Neither an exit file nor a monitor: the state dir was wiped (a
 		// reboot). The container is gone; its exit code is unknown.
 		c.mu.Lock()
@@ -127,4 +134,23 @@ func closedChan() chan struct{} {
 	ch := make(chan struct{})
 	close(ch)
 	return ch
+}
+
+// reconcileStarted marks running a container whose record says created
+// but which the runtime runs: the daemon died in StartContainer after the
+// runtime started it and before the record was saved. The start time is
+// unknown; the time it is found running stands in for it.
+func (s *Service) reconcileStarted(ctx context.Context, c *containerRecord) error {
+	st, err := s.opts.Runtime.Status(ctx, c.Handler, c.ID)
+	if err != nil || st != "running" {
+		return nil // not found or not started: the record is right
+	}
+	klog.InfoS("Marking running a container the runtime started after its record was last saved (daemon died during StartContainer)", "containerID", c.ID)
+	c.mu.Lock()
+	if c.state == runtime.ContainerState_CONTAINER_CREATED {
+		c.state = runtime.ContainerState_CONTAINER_RUNNING
+		c.startedAt = time.Now()
+	}
+	c.mu.Unlock()
+	return s.saveContainer(c)
 }

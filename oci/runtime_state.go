@@ -1,6 +1,8 @@
 package oci
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path"
@@ -114,4 +116,21 @@ func expandSlice(slice string) string {
 		b.WriteString("/" + prefix + ".slice")
 	}
 	return b.String()
+}
+
+// Status is the runtime's view of a container ("created", "running",
+// "paused", "stopped"), from `runtime state`. Start-up uses it for a
+// container whose record a crash left behind the runtime.
+func (r *Runtime) Status(ctx context.Context, handler, id string) (string, error) {
+	out, err := r.Command(ctx, handler, "state", id).Output()
+	if err != nil {
+		return "", fmt.Errorf("state of container %s: %w", id, err)
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("state of container %s: %w", id, err)
+	}
+	return st.Status, nil
 }

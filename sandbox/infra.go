@@ -89,6 +89,18 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 	return pid, nil
 }
 
+// findInfra returns the pid of the infra process of pod id, or 0: for a pod
+// whose record was written before its infra process started.
+func findInfra(id string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && infraAlive(pid, id) {
+			return pid
+		}
+	}
+	return 0
+}
+
 // infraAlive tells whether pid is still the infra process of pod id, and
 // not a process that reused its PID.
 func infraAlive(pid int, id string) bool {

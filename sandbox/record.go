@@ -151,6 +151,9 @@ func (m *Manager) fillInterrupted(sb *Sandbox) {
 	if !sb.HostIPC {
 		sb.IPCNSPath, sb.ShmPath = m.pinPath(nsIPC, sb.ID), m.shmPath(sb.ID)
 	}
+	if sb.InfraPID == 0 && sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD {
+		sb.InfraPID = findInfra(sb.ID)
+	}
 	// Only a cgroup named after the pod is the daemon's own; the kubelet's
 	// pod cgroup (cgroup_parent) is the kubelet's to remove.
 	if sb.CgroupParent == "" && sb.Config.GetLinux().GetCgroupParent() == "" {

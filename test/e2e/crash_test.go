@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,9 +132,17 @@ func assertNoLeaks(t *testing.T, d *framework.Daemon, ids ...string) {
 	}
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var left []string
-		for _, pid := range framework.ProcessesNamed("conmon") {
+		// Any process naming the objects (conmon, the infra process), and
+		// any conmon of this daemon.
+		procs, _ := os.ReadDir("/proc")
+		for _, p := range procs {
+			pid, err := strconv.Atoi(p.Name())
+			if err != nil || pid == os.Getpid() || pid == d.Pid() {
+				continue
+			}
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			if cmd := strings.ReplaceAll(string(b), "\x00", " "); mentions(cmd) || strings.Contains(cmd, d.Dir+"/") {
+			cmd := strings.ReplaceAll(string(b), "\x00", " ")
+			if mentions(cmd) || ctrProcessAlive(pid, "conmon") && strings.Contains(cmd, d.Dir+"/") {
 				left = append(left, cmd)
 			}
 		}
@@ -141,7 +150,7 @@ func assertNoLeaks(t *testing.T, d *framework.Daemon, ids ...string) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("conmon processes left: %q", left)
+			t.Errorf("processes left: %q", left)
 			break
 		}
 	}
@@ -190,6 +199,12 @@ func TestCrash(t *testing.T) {
 		_, err := e.d.Runtime.RunPodSandbox(framework.Ctx(t), &runtime.RunPodSandboxRequest{Config: e.d.PodConfig(t, "crash")})
 		return err
 	}
+	sharedPIDPodCall := func(e *ctrEnv, _, _ string) error {
+		cfg := e.d.PodConfig(t, "crashpid")
+		cfg.Linux.SecurityContext = &runtime.LinuxSandboxSecurityContext{NamespaceOptions: &runtime.NamespaceOption{Pid: runtime.NamespaceMode_POD}}
+		_, err := e.d.Runtime.RunPodSandbox(framework.Ctx(t), &runtime.RunPodSandboxRequest{Config: cfg})
+		return err
+	}
 	createCall := func(e *ctrEnv, _, _ string) error {
 		_, err := e.d.Runtime.CreateContainer(framework.Ctx(t), &runtime.CreateContainerRequest{
 			PodSandboxId: e.pod, Config: e.config(fmt.Sprintf("c%d", time.Now().UnixNano()), "exec sleep 600"), SandboxConfig: e.podCf,
@@ -214,6 +229,7 @@ func TestCrash(t *testing.T) {
 		{"sandbox.run.after-network", newPod, runPodCall},
 		{"sandbox.run.after-files", newPod, runPodCall},
 		{"sandbox.run.before-record", newPod, runPodCall},
+		{"sandbox.run.after-infra", newPod, sharedPIDPodCall},
 		{"container.create.after-rootfs", newPod, createCall},
 		{"container.create.before-record", newPod, createCall},
 		{"container.create.after-conmon", newPod, createCall},
@@ -231,6 +247,12 @@ func TestCrash(t *testing.T) {
 			ids := crashObjectIDs(e.d)
 			ids = slices.DeleteFunc(ids, func(id string) bool { return id == e.pod })
 			crashCheckComplete(t, e, ids)
+			if tc.point == "container.start.after-runtime" {
+				// The runtime started it: the restarted daemon must say so.
+				if st, _ := e.status(t, ctr); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+					t.Errorf("container started before the crash is %v after restart", st.State)
+				}
+			}
 			crashCleanupExcept(t, e.d, e.pod)
 			assertNoLeaks(t, e.d, ids...)
 		})
