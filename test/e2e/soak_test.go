@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/test/e2e/framework"
@@ -30,8 +32,8 @@ func soakIterations(t *testing.T) int {
 // lifecycle runs one pod with one container through everything the
 // kubelet does to it, adding their IDs to ids (when set). While both
 // run, inside (when set) is called.
-func lifecycle(t testing.TB, d *framework.Daemon, image, name string, ids *idSet, inside func(pod, ctr string)) error {
-	pod, ctr, err := startPodContainer(t, d, image, name, ids)
+func lifecycle(t testing.TB, d *framework.Daemon, image string, cfg *runtime.PodSandboxConfig, ids *idSet, inside func(pod, ctr string)) error {
+	pod, ctr, err := startPodContainer(t, d, image, cfg, ids)
 	if err != nil {
 		return err
 	}
@@ -43,9 +45,8 @@ func lifecycle(t testing.TB, d *framework.Daemon, image, name string, ids *idSet
 
 // startPodContainer runs a pod with a busybox `sleep 3600` container in
 // it and checks ExecSync works there.
-func startPodContainer(t testing.TB, d *framework.Daemon, image, name string, ids *idSet) (pod, ctr string, err error) {
+func startPodContainer(t testing.TB, d *framework.Daemon, image string, cfg *runtime.PodSandboxConfig, ids *idSet) (pod, ctr string, err error) {
 	ctx := framework.Ctx(t)
-	cfg := d.PodConfig(t, name)
 	podResp, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return "", "", fmt.Errorf("RunPodSandbox: %w", err)
@@ -112,7 +113,7 @@ func TestSoakNoGrowth(t *testing.T) {
 	ids := newIDSet(d)
 	const warmup = 3
 	for i := range warmup {
-		if err := lifecycle(t, d, image, "warm"+strconv.Itoa(i), ids, nil); err != nil {
+		if err := lifecycle(t, d, image, d.PodConfig(t, "warm"+strconv.Itoa(i)), ids, nil); err != nil {
 			t.Fatalf("warm-up %d: %v", i, err)
 		}
 	}
@@ -124,11 +125,12 @@ func TestSoakNoGrowth(t *testing.T) {
 		var during snapshot
 		inside := func(pod, ctr string) {
 			ids.addVeths(t, pod)
+			kubeletCalls(t, d, pod, ctr, i%10 == 0)
 			if i == 0 {
 				during = e.snapshot(t, ids)
 			}
 		}
-		if err := lifecycle(t, d, image, "soak"+strconv.Itoa(i), ids, inside); err != nil {
+		if err := lifecycle(t, d, image, soakPodConfig(t, d, i), ids, inside); err != nil {
 			t.Fatalf("iteration %d: %v", i, err)
 		}
 		if i == 0 {
@@ -139,6 +141,46 @@ func TestSoakNoGrowth(t *testing.T) {
 	e.checkNoGrowth(t, ids, before)
 	if pods := listPods(t, d, nil); len(pods) != 0 {
 		t.Errorf("pods listed after the soak: %v", pods)
+	}
+}
+
+// soakPodConfig varies the pods: every fourth maps a host port (portmap
+// rules), every fourth shares one PID namespace (an infra process).
+func soakPodConfig(t *testing.T, d *framework.Daemon, i int) *runtime.PodSandboxConfig {
+	cfg := d.PodConfig(t, "soak"+strconv.Itoa(i))
+	switch i % 4 {
+	case 0:
+		port, _ := strconv.Atoi(freePort(t))
+		cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: int32(port)}}
+	case 1:
+		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
+	}
+	return cfg
+}
+
+// kubeletCalls is what the kubelet asks about a running pod besides its
+// lifecycle: stats, log reopening and, when slowExec, an exec that runs
+// into its timeout.
+func kubeletCalls(t *testing.T, d *framework.Daemon, pod, ctr string, slowExec bool) {
+	t.Helper()
+	ctx := framework.Ctx(t)
+	if _, err := d.Runtime.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: ctr}); err != nil {
+		t.Fatalf("ContainerStats: %v", err)
+	}
+	if _, err := d.Runtime.PodSandboxStats(ctx, &runtime.PodSandboxStatsRequest{PodSandboxId: pod}); err != nil {
+		t.Fatalf("PodSandboxStats: %v", err)
+	}
+	if _, err := d.Runtime.ListContainerStats(ctx, &runtime.ListContainerStatsRequest{}); err != nil {
+		t.Fatalf("ListContainerStats: %v", err)
+	}
+	if _, err := d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: ctr}); err != nil {
+		t.Fatalf("ReopenContainerLog: %v", err)
+	}
+	if slowExec {
+		_, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"sleep", "30"}, Timeout: 1})
+		if status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("ExecSync past its timeout = %v, want DeadlineExceeded", err)
+		}
 	}
 }
 
