@@ -383,13 +383,15 @@ func TestCrashRandom(t *testing.T) {
 	crashes := 0
 	for i := range iterations {
 		seed := time.Now().UnixNano()%1000000 + int64(i)
-		restartCrashing(t, e.d, fmt.Sprintf("random:%d:8", seed))
+		// Low odds reach the later steps of the lifecycle, high odds the
+		// early ones more often.
+		restartCrashing(t, e.d, fmt.Sprintf("random:%d:%d", seed, 3+i%8))
 		err := randomLifecycle(t, e, i)
 		if err != nil {
 			crashes++
 			out := e.d.Output()
-			if i := strings.LastIndex(out, "fault: crashing at "); i >= 0 {
-				point, _, _ := strings.Cut(out[i+len("fault: crashing at "):], "\n")
+			if at := strings.LastIndex(out, "fault: crashing at "); at >= 0 {
+				point, _, _ := strings.Cut(out[at+len("fault: crashing at "):], "\n")
 				t.Logf("iteration %d (seed %d): crashed at %s", i, seed, point)
 			}
 			if status.Code(err) != codes.Unavailable {
