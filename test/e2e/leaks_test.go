@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
@@ -27,6 +29,19 @@ func startLeakDaemon(t *testing.T, opts ...framework.Option) *leakEnv {
 	t.Helper()
 	addr := "127.0.0.1:" + freePort(t)
 	d := framework.StartDaemon(t, append(opts, framework.WithArgs("--metrics-address", addr))...)
+	// A failed test leaves pods behind; their containers would outlive the
+	// daemon. Registered after StartDaemon, this runs before it stops.
+	t.Cleanup(func() {
+		ctx := framework.Ctx(t)
+		resp, err := d.Runtime.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+		if err != nil {
+			return
+		}
+		for _, p := range resp.Items {
+			_, _ = d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.Id})
+			_, _ = d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id})
+		}
+	})
 	return &leakEnv{d: d, metrics: "http://" + addr + "/metrics"}
 }
 
