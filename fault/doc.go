@@ -10,6 +10,25 @@
 // CRISERVER_FAULT_CRASH holds one point name, a comma-separated list of
 // names, or "random:<seed>:<percent>", which crashes at each point reached
 // with that probability (a pseudo-random sequence seeded by seed).
+//
+// The points, in the order an operation reaches them:
+//
+//	sandbox.run.after-<step>     after each RunPodSandbox step: cgroup, namespaces
+//	                             (pins made), shm, network (CNI ADD done), files,
+//	                             sysctls, infra
+//	sandbox.run.before-record    all steps done, READY record not yet written
+//	sandbox.stop.after-cni       CNI DEL done, record not yet updated (Stop/Remove)
+//	sandbox.remove.before-record pod torn down, record not yet deleted
+//	container.create.after-rootfs   writable layer mounted, no record yet
+//	container.create.before-record  spec made, first record not yet written
+//	container.create.after-conmon   conmon and runtime create done, pid not recorded
+//	container.start.after-runtime   runtime start done, RUNNING not yet recorded
+//	container.remove.after-runtime-delete  runtime state gone, rootfs not yet removed
+//	container.remove.before-record  rootfs removed, record not yet deleted
+//	image.pull.after-layer       a layer committed
+//	image.pull.before-record     all layers committed, image record not yet written
+//
+// test/e2e/crash_test.go kills the daemon at each of them.
 package fault
 
 // EnvCrash is the environment variable that selects the crash points.
