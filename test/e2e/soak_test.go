@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"k8s.io/client-go/tools/remotecommand"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/test/e2e/framework"
@@ -126,6 +128,9 @@ func TestSoakNoGrowth(t *testing.T) {
 		inside := func(pod, ctr string) {
 			ids.addVeths(t, pod)
 			kubeletCalls(t, d, pod, ctr, i%10 == 0)
+			if i%5 == 0 {
+				streamExec(t, d, ctr, []string{"spdy", "websocket-v5"}[i/5%2])
+			}
 			if i == 0 {
 				during = e.snapshot(t, ids)
 			}
@@ -181,6 +186,19 @@ func kubeletCalls(t *testing.T, d *framework.Daemon, pod, ctr string, slowExec b
 		if status.Code(err) != codes.DeadlineExceeded {
 			t.Fatalf("ExecSync past its timeout = %v, want DeadlineExceeded", err)
 		}
+	}
+}
+
+// streamExec runs a command in ctr through the streaming server.
+func streamExec(t *testing.T, d *framework.Daemon, ctr, protocol string) {
+	t.Helper()
+	resp, err := d.Runtime.Exec(framework.Ctx(t), &runtime.ExecRequest{ContainerId: ctr, Cmd: []string{"echo", "soak"}, Stdout: true})
+	if err != nil {
+		t.Fatalf("Exec: %v", err)
+	}
+	var out bytes.Buffer
+	if err := streamProtocols[protocol](t, resp.Url).StreamWithContext(streamCtx(t), remotecommand.StreamOptions{Stdout: &out}); err != nil || out.String() != "soak\n" {
+		t.Fatalf("exec over %s: %v, output %q", protocol, err, out.String())
 	}
 }
 
