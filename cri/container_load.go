@@ -108,6 +108,12 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	s.containers.byName[c.nameKey] = &nameReservation{done: closedChan(), id: id}
 	s.containers.mu.Unlock()
 	exited := s.refreshContainer(c)
+	if exited {
+		c.mu.Lock()
+		code, at := c.exitCode, c.finishedAt
+		c.mu.Unlock()
+		klog.InfoS("Container exited while the daemon was down; recorded its exit from the monitor's exit file", "containerID", id, "exitCode", code, "finishedAt", at)
+	}
 	if !exited && c.State() == runtime.ContainerState_CONTAINER_CREATED {
 		if err := s.reconcileStarted(ctx, c); err != nil {
 			return err

@@ -100,6 +100,10 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 		t.Errorf("container that exited while down: %v code %d finished %v (daemon down %v, up %v)", st.State, st.ExitCode, finished, down, up)
 	}
 
+	if !strings.Contains(e.d.Output(), "Container exited while the daemon was down") {
+		t.Errorf("start-up did not log the exit it picked up")
+	}
+
 	sizeAtStart := restartFileSize(t, logPath)
 	eventually(t, "ticker log to grow after restart", func() bool { return restartFileSize(t, logPath) > sizeAtStart })
 
