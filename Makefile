@@ -13,7 +13,7 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build run test test-unit test-fuzz test-e2e bench deps clean
+.PHONY: build run test test-unit test-fuzz test-e2e bench soak deps clean
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
@@ -70,6 +70,15 @@ bench: deps build
 	mkdir -p $(RESULTS)
 	CGO_ENABLED=0 $(GO) build -o $(RESULTS)/bench ./hack/bench
 	$(RESULTS)/bench -results $(RESULTS) -criserver-bin $(BIN) $(BENCH_FLAGS)
+	$(MAKE) soak
+
+# The no-growth soak at full size (make test runs a short one).
+SOAK_ITERATIONS ?= 500
+soak:
+	mkdir -p $(RESULTS)
+	CRISERVER_E2E_REQUIRED=1 CRISERVER_SOAK_ITERATIONS=$(SOAK_ITERATIONS) \
+		$(GO) test -count=1 -p 1 -timeout 120m -run '^TestSoakNoGrowth$$' -v ./test/e2e/ > $(RESULTS)/soak.log 2>&1; \
+		status=$$?; grep -E '^(---|ok|FAIL)|soak' $(RESULTS)/soak.log | tail -40; exit $$status
 
 clean:
 	rm -rf bin
