@@ -40,7 +40,9 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 	acfg := e.config("attach", `while read l; do echo got:$l; done`)
 	acfg.Stdin = true
 	attach := e.run(t, acfg)
-	ids := []string{ticker, short, attach}
+	done := e.run(t, e.config("done", `exit 3`))
+	e.waitExit(t, done, 30*time.Second)
+	ids := []string{ticker, short, attach, done}
 
 	podBefore, podInfoBefore := podStatus(t, e.d, e.pod)
 	before := map[string]*runtime.ContainerStatus{}
@@ -85,6 +87,13 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 		b := before[id]
 		if st.CreatedAt != b.CreatedAt || st.StartedAt != b.StartedAt {
 			t.Errorf("%s timestamps changed: created %d->%d started %d->%d", b.Metadata.Name, b.CreatedAt, st.CreatedAt, b.StartedAt, st.StartedAt)
+		}
+		if id == done {
+			if st.State != b.State || st.ExitCode != b.ExitCode || st.FinishedAt != b.FinishedAt || st.Reason != b.Reason {
+				t.Errorf("exited container changed across restart: %v code %d finished %d %q -> %v code %d finished %d %q",
+					b.State, b.ExitCode, b.FinishedAt, b.Reason, st.State, st.ExitCode, st.FinishedAt, st.Reason)
+			}
+			continue
 		}
 		if id == short {
 			continue
