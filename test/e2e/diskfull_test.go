@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"crypto/rand"
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,5 +100,76 @@ func TestDiskFullDuringPull(t *testing.T) {
 		if strings.HasPrefix(l, "tmp-") {
 			t.Errorf("temp layer dir %s left after the pull", l)
 		}
+	}
+}
+
+// fill writes a file under dir until the filesystem is full, and returns
+// its path.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "fill")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", path, err)
+			}
+			return path
+		}
+	}
+}
+
+// TestDiskFullCreateContainer creates a container while the root is full:
+// ResourceExhausted, no record, no writable layer left; once there is
+// room again the same container is created and runs.
+func TestDiskFullCreateContainer(t *testing.T) {
+	d := framework.StartDaemon(t, onTmpfs(t, "16m"))
+	image := d.PullBusybox(t, framework.StartRegistry(t))
+	cfg := d.PodConfig(t, "full")
+	pod := runPod(t, d, cfg)
+	t.Cleanup(func() { stopRemovePod(t, d, pod) })
+	layers := layerStoreEntries(t, d)
+
+	filler := fill(t, d.Root)
+	// Before the pod's removal: stopping a pod writes its record.
+	t.Cleanup(func() { os.Remove(filler) })
+	req := &runtime.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: cfg, Config: &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: "full"},
+		Image:    &runtime.ImageSpec{Image: image},
+		Command:  []string{"sleep", "3600"},
+		Linux:    &runtime.LinuxContainerConfig{},
+	}}
+	_, err := d.Runtime.CreateContainer(framework.Ctx(t), req)
+	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "no space") {
+		t.Fatalf("CreateContainer on a full disk = %v, want ResourceExhausted saying there is no space", err)
+	}
+	t.Logf("CreateContainer on a full disk: %v", err)
+	if got := layerStoreEntries(t, d); strings.Join(got, ",") != strings.Join(layers, ",") {
+		t.Errorf("overlay2 after the failed create = %v, want %v", got, layers)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(d.Root, "containers")); len(ents) != 0 {
+		t.Errorf("the failed create left %d container records", len(ents))
+	}
+	if resp, err := d.Runtime.ListContainers(framework.Ctx(t), &runtime.ListContainersRequest{}); err != nil || len(resp.Containers) != 0 {
+		t.Errorf("ListContainers after the failed create = %v, %v", resp, err)
+	}
+	if mounts, _ := framework.MountsUnder(filepath.Join(d.Root, "overlay2")); len(mounts) != 0 {
+		t.Errorf("mounts left after the failed create: %v", mounts)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := d.Runtime.CreateContainer(framework.Ctx(t), req)
+	if err != nil {
+		t.Fatalf("CreateContainer once there is room: %v", err)
+	}
+	if _, err := d.Runtime.StartContainer(framework.Ctx(t), &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
 	}
 }
