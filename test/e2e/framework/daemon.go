@@ -238,12 +238,48 @@ func (d *Daemon) cleanup() {
 	if d.t.Failed() {
 		d.t.Logf("daemon log (%s):\n%s", d.logPath, tail(d.Output(), 200))
 	}
+	d.reclaim()
 	d.Stop(d.t)
 	if err := unmountUnder(d.Dir); err != nil {
 		d.t.Logf("cleanup: %v", err)
 	}
 	if err := os.RemoveAll(d.Dir); err != nil {
 		d.t.Logf("cleanup: %v", err)
+	}
+}
+
+// reclaim removes, through the CRI, the pods and containers a test left
+// behind, so that a failed test cannot leave running pods, veths, iptables
+// rules and cgroups on the host for the next one. A daemon the test already
+// stopped is started again when pod namespaces are still pinned.
+func (d *Daemon) reclaim() {
+	if !d.Running() {
+		if mounts, _ := MountsUnder(d.State); len(mounts) == 0 {
+			return
+		}
+		d.Start(d.t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if cs, err := d.Runtime.ListContainers(ctx, &runtime.ListContainersRequest{}); err == nil {
+		for _, c := range cs.Containers {
+			if _, err := d.Runtime.RemoveContainer(ctx, &runtime.RemoveContainerRequest{ContainerId: c.Id}); err != nil {
+				d.t.Logf("cleanup: remove container %s: %v", c.Id, err)
+			}
+		}
+	}
+	pods, err := d.Runtime.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
+	if err != nil {
+		d.t.Logf("cleanup: list pods: %v", err)
+		return
+	}
+	for _, p := range pods.Items {
+		if _, err := d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			d.t.Logf("cleanup: stop pod %s: %v", p.Id, err)
+		}
+		if _, err := d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+			d.t.Logf("cleanup: remove pod %s: %v", p.Id, err)
+		}
 	}
 }
 
