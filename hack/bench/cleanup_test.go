@@ -5,20 +5,6 @@ import (
 	"testing"
 )
 
-func TestUnescapeMount(t *testing.T) {
-	tests := map[string]string{
-		`/a/b`:         "/a/b",
-		`/a\040b`:      "/a b",
-		`/a\134b`:      `/a\b`,
-		`/trailing\04`: `/trailing\04`,
-	}
-	for in, want := range tests {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestRootfsLayerOf(t *testing.T) {
 	tests := []struct {
 		rel   string
