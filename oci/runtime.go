@@ -135,11 +135,6 @@ func (r *Runtime) run(ctx context.Context, handler string, stdin []byte, args ..
 	return nil
 }
 
-// Start runs the container's process (`runtime start`).
-func (r *Runtime) Start(ctx context.Context, handler, id string) error {
-	return r.run(ctx, handler, nil, "start", id)
-}
-
 // Kill sends sig to the container's init process, or with all to every
 // process in its cgroup.
 func (r *Runtime) Kill(ctx context.Context, handler, id string, sig syscall.Signal, all bool) error {
