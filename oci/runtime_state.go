@@ -68,20 +68,14 @@ func (r *Runtime) oomKilled(id, cgroupsPath string) bool {
 	return false
 }
 
-// readKeyedCounter reads "key value" lines.
+// readKeyedCounter reads one key of a "key value" file.
 func readKeyedCounter(file, key string) (uint64, bool) {
-	b, err := os.ReadFile(file)
+	m, err := readKeyed(file)
 	if err != nil {
 		return 0, false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == key {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n, err == nil
-		}
-	}
-	return 0, false
+	n, ok := m[key]
+	return n, ok
 }
 
 // CgroupRelPath turns an OCI cgroupsPath into the cgroup's path below a
