@@ -63,6 +63,10 @@ type containerRecord struct {
 	reason     string
 	message    string
 	resources  *runtime.LinuxContainerResources
+	// wire is the ListContainers encoding of the container in wireState
+	// (wire.go); nil until first listed.
+	wire      []byte
+	wireState runtime.ContainerState
 }
 
 // State returns the container's current state.

@@ -7,7 +7,6 @@ package cri
 import (
 	"sync"
 
-	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/imagestore"
@@ -70,10 +69,4 @@ type Service struct {
 // New returns a Service for opts.
 func New(opts Options) *Service {
 	return &Service{opts: opts, containers: newContainerStore(), events: newEventBus(), stats: newStatsCache()}
-}
-
-// Register adds both CRI services to srv.
-func (s *Service) Register(srv *grpc.Server) {
-	runtime.RegisterRuntimeServiceServer(srv, s)
-	runtime.RegisterImageServiceServer(srv, s)
 }

@@ -51,13 +51,12 @@ func serve(ctx context.Context, cfg Config) error {
 	}
 	defer os.Remove(cfg.Listen)
 
-	srv := grpc.NewServer(
+	srv := svc.NewServer(
 		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()}, faultInterceptors()...)...),
 		grpc.ChainStreamInterceptor(metrics.StreamInterceptor()),
 		grpc.MaxRecvMsgSize(16<<20),
 		grpc.MaxSendMsgSize(64<<20),
 	)
-	svc.Register(srv)
 
 	if cfg.MetricsAddress != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddress, reg)
