@@ -35,6 +35,9 @@ type daemon struct {
 
 	imgCloser interface{ Close(context.Context) error }
 	imgConn   *grpc.ClientConn
+	// rawConn is a plain gRPC connection for calls timed without the
+	// kubelet client's decoding (rawcall.go).
+	rawConn *grpc.ClientConn
 
 	timeouts atomic.Int32 // calls that ran out of time; see hung
 }
@@ -149,6 +152,9 @@ func (d *daemon) connect(ctx context.Context, callTimeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("%s at %s: %w", d.name, d.socket, err)
 	}
+	if d.rawConn, err = grpc.NewClient(endpoint, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return fmt.Errorf("%s: %w", d.name, err)
+	}
 	img, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).
 		WithConnectionTimeout(callTimeout).WithTracerProvider(nil).Build(ctx)
 	switch {
@@ -196,6 +202,9 @@ func (d *daemon) stop() {
 	}
 	if d.imgConn != nil {
 		d.imgConn.Close()
+	}
+	if d.rawConn != nil {
+		d.rawConn.Close()
 	}
 	if d.proc != nil {
 		d.proc.Stop(30 * time.Second)

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// replySize receives a reply without decoding it, keeping only its length.
+type replySize int
+
+// undecodedCodec encodes requests as gRPC's proto codec does and leaves
+// replies undecoded.
+type undecodedCodec struct{}
+
+func (undecodedCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("undecoded codec: cannot encode %T", v)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (undecodedCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*replySize)
+	if !ok {
+		return fmt.Errorf("undecoded codec: cannot decode into %T", v)
+	}
+	*r = replySize(data.Len())
+	return nil
+}
+
+func (undecodedCodec) Name() string { return "proto" }
+
+// listContainersUndecoded calls ListContainers (no filter) and returns
+// the size of the reply once all of it has arrived.
+func (d *daemon) listContainersUndecoded(ctx context.Context, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var n replySize
+	err := d.rawConn.Invoke(ctx, runtime.RuntimeService_ListContainers_FullMethodName, &runtime.ListContainersRequest{}, &n,
+		grpc.ForceCodecV2(undecodedCodec{}), grpc.MaxCallRecvMsgSize(16<<20))
+	return int(n), err
+}
