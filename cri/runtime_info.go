@@ -2,8 +2,13 @@ package cri
 
 import (
 	"context"
+	"net/netip"
+	"strings"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 )
 
 // Version implements runtime.RuntimeServiceServer.
@@ -34,8 +39,32 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": string(s.opts.CgroupDriver)}
+		if cidr := s.podCIDR.Load(); cidr != nil {
+			resp.Info["podCIDR"] = *cidr
+		}
 	}
 	return resp, nil
+}
+
+// UpdateRuntimeConfig implements runtime.RuntimeServiceServer. The kubelet
+// sends the node's pod CIDR once it knows it. Pod addresses come from the
+// CNI configuration's IPAM, so the CIDR is checked and kept for Status
+// (verbose) only, as CRI-O does; a runtime that renders its CNI
+// configuration from the CIDR (containerd's template) would use it here.
+func (s *Service) UpdateRuntimeConfig(_ context.Context, req *runtime.UpdateRuntimeConfigRequest) (*runtime.UpdateRuntimeConfigResponse, error) {
+	cidrs := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
+	if cidrs == "" {
+		return &runtime.UpdateRuntimeConfigResponse{}, nil
+	}
+	for _, c := range strings.Split(cidrs, ",") {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "pod CIDR %q: %v", c, err)
+		}
+	}
+	if old := s.podCIDR.Swap(&cidrs); old == nil || *old != cidrs {
+		klog.InfoS("Pod CIDR from the kubelet", "podCIDR", cidrs)
+	}
+	return &runtime.UpdateRuntimeConfigResponse{}, nil
 }
 
 // RuntimeConfig implements runtime.RuntimeServiceServer.

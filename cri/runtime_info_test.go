@@ -60,3 +60,37 @@ func TestRuntimeConfigCgroupDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestUpdateRuntimeConfig(t *testing.T) {
+	tests := []struct {
+		name     string
+		cidr     string
+		wantErr  bool
+		wantInfo string // podCIDR in verbose Status afterwards; "" for none
+	}{
+		{name: "nothing sent", cidr: ""},
+		{name: "ipv4", cidr: "10.244.1.0/24", wantInfo: "10.244.1.0/24"},
+		{name: "dual stack", cidr: "10.244.1.0/24,fd00:10:244:1::/64", wantInfo: "10.244.1.0/24,fd00:10:244:1::/64"},
+		{name: "not a CIDR", cidr: "10.244.1.0", wantErr: true},
+		{name: "one bad of two", cidr: "10.244.1.0/24,nonsense", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := New(Options{Network: fakeNetwork{}})
+			ctx := context.Background()
+			_, err := s.UpdateRuntimeConfig(ctx, &runtime.UpdateRuntimeConfigRequest{
+				RuntimeConfig: &runtime.RuntimeConfig{NetworkConfig: &runtime.NetworkConfig{PodCidr: tt.cidr}},
+			})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("UpdateRuntimeConfig(%q) error = %v, want error %v", tt.cidr, err, tt.wantErr)
+			}
+			resp, err := s.Status(ctx, &runtime.StatusRequest{Verbose: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Info["podCIDR"]; got != tt.wantInfo {
+				t.Errorf("Status podCIDR = %q, want %q", got, tt.wantInfo)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ package cri
 
 import (
 	"sync"
+	"sync/atomic"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -57,6 +58,8 @@ type Service struct {
 	runtime.UnimplementedImageServiceServer
 
 	opts Options
+	// podCIDR is the node's pod CIDR as the kubelet last sent it.
+	podCIDR atomic.Pointer[string]
 
 	// Containers (container*.go, stats.go, events.go).
 	containers *containerStore
