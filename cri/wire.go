@@ -72,35 +72,75 @@ func (s *Service) listContainersHandler(srv any, ctx context.Context, dec func(a
 	return interceptor(ctx, req, info, handler)
 }
 
-// listContainersField is the field number of ListContainersResponse.containers.
-var listContainersField = (&runtime.ListContainersResponse{}).ProtoReflect().Descriptor().Fields().ByName("containers").Number()
+// containersField is the field number of the containers in both
+// ListContainersResponse and StreamContainersResponse (the same layout).
+var containersField = (&runtime.ListContainersResponse{}).ProtoReflect().Descriptor().Fields().ByName("containers").Number()
 
-// listContainersWire is ListContainers in wire form: the response is the
-// concatenation of each matching container's cached encoding.
+// streamBatch is how many containers one StreamContainers message carries.
+const streamBatch = 100
+
+// listContainersWire is ListContainers in wire form: the concatenation of
+// each matching container's cached encoding.
 func (s *Service) listContainersWire(req *runtime.ListContainersRequest) (wireMessage, error) {
-	f := req.GetFilter()
+	entries, err := s.matchingWire(req.GetFilter())
+	if err != nil {
+		return wireMessage{}, err
+	}
+	return wireContainers(entries), nil
+}
+
+// StreamContainers implements runtime.RuntimeServiceServer: ListContainers
+// in messages of up to streamBatch containers, for nodes whose list would
+// not fit in one gRPC message (KEP 5825, kubelet gate CRIListStreaming).
+// No match sends no message; the stream just ends.
+func (s *Service) StreamContainers(req *runtime.StreamContainersRequest, stream grpc.ServerStreamingServer[runtime.StreamContainersResponse]) error {
+	entries, err := s.matchingWire(req.GetFilter())
+	if err != nil {
+		return err
+	}
+	for len(entries) > 0 {
+		n := min(streamBatch, len(entries))
+		// The server's codec (NewServer) sends a wireMessage as it is.
+		if err := stream.SendMsg(wireContainers(entries[:n])); err != nil {
+			return err
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+// matchingWire returns the cached encodings of the containers f selects,
+// oldest first.
+func (s *Service) matchingWire(f *runtime.ContainerFilter) ([][]byte, error) {
 	var entries [][]byte
-	size := 0
 	for _, c := range s.containers.list() {
 		if !matchContainer(c, f) {
 			continue
 		}
 		b, err := c.wireContainer()
 		if err != nil {
-			return wireMessage{}, status.Error(codes.Internal, err.Error())
+			return nil, status.Error(codes.Internal, err.Error())
 		}
 		entries = append(entries, b)
-		size += protowire.SizeTag(listContainersField) + protowire.SizeBytes(len(b))
+	}
+	return entries, nil
+}
+
+// wireContainers encodes entries as the containers field of a list reply.
+func wireContainers(entries [][]byte) wireMessage {
+	size := 0
+	for _, b := range entries {
+		size += protowire.SizeTag(containersField) + protowire.SizeBytes(len(b))
 	}
 	pool := mem.DefaultBufferPool()
 	buf := pool.Get(size)
 	out := (*buf)[:0]
 	for _, b := range entries {
-		out = protowire.AppendTag(out, listContainersField, protowire.BytesType)
+		out = protowire.AppendTag(out, containersField, protowire.BytesType)
 		out = protowire.AppendBytes(out, b)
 	}
 	*buf = out
-	return wireMessage{buf: mem.NewBuffer(buf, pool)}, nil
+	return wireMessage{buf: mem.NewBuffer(buf, pool)}
 }
 
 // wireContainer returns c's ListContainers entry in wire form, encoded

@@ -2,6 +2,9 @@ package cri
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"testing"
@@ -79,6 +82,53 @@ func TestListContainersWire(t *testing.T) {
 	got, err := cl.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{Id: "aaa"}})
 	if err != nil || len(got.Containers) != 1 || got.Containers[0].State != runtime.ContainerState_CONTAINER_EXITED {
 		t.Fatalf("after exit: %v, %v", got, err)
+	}
+}
+
+// TestStreamContainers checks the streamed list against ListContainers:
+// every container once, in messages of at most streamBatch, and no
+// message at all when nothing matches.
+func TestStreamContainers(t *testing.T) {
+	if f := (&runtime.StreamContainersResponse{}).ProtoReflect().Descriptor().Fields().ByName("containers").Number(); f != containersField {
+		t.Fatalf("StreamContainersResponse.containers is field %d, ListContainersResponse's is %d", f, containersField)
+	}
+	s := New(Options{})
+	const n = 2*streamBatch + 7
+	for i := range n {
+		pod := "pod-a"
+		if i%3 == 0 {
+			pod = "pod-b"
+		}
+		s.containers.add(testRecord(newContainerID(), pod, runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": fmt.Sprint(i)}))
+	}
+	cl := serveTest(t, s)
+	ctx := context.Background()
+	for _, f := range []*runtime.ContainerFilter{nil, {PodSandboxId: "pod-b"}, {LabelSelector: map[string]string{"i": "5"}}, {Id: "no-such"}} {
+		want, err := s.ListContainers(ctx, &runtime.ListContainersRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream, err := cl.StreamContainers(ctx, &runtime.StreamContainersRequest{Filter: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []*runtime.Container
+		for {
+			resp, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("filter %v: Recv: %v", f, err)
+			}
+			if len(resp.Containers) == 0 || len(resp.Containers) > streamBatch {
+				t.Errorf("filter %v: a message with %d containers", f, len(resp.Containers))
+			}
+			got = append(got, resp.Containers...)
+		}
+		if !proto.Equal(&runtime.ListContainersResponse{Containers: got}, want) {
+			t.Errorf("filter %v: streamed %d containers, listed %d, or they differ", f, len(got), len(want.Containers))
+		}
 	}
 }
 
