@@ -20,8 +20,8 @@ import (
 )
 
 // cleanupHost removes whatever a daemon left on the host after it stopped:
-// processes, mounts (rootfs, netns, shm), its CNI bridge, pod cgroups, and
-// its root and state directories. It returns what it had to clean, so that
+// processes, mounts (rootfs, netns, shm), its CNI bridge, pod cgroups,
+// per-pod NAT chains, and its root and state directories. It returns what it had to clean, so that
 // a leak is visible in the run's log.
 func cleanupHost(d *daemon, keepState bool) []string {
 	var found []string
@@ -36,6 +36,9 @@ func cleanupHost(d *daemon, keepState bool) []string {
 		}
 	}
 	found = append(found, removeCgroups(d.cgroupParent())...)
+	if d.network != "" {
+		found = append(found, removeMasqLeftovers(d.network)...)
+	}
 	if d.name == rtContainerd {
 		// containerd 1.6 puts shim sockets under /run/containerd/s whatever
 		// its state dir; remove the dirs if that left them empty.

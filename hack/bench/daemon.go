@@ -28,6 +28,7 @@ type daemon struct {
 	dir      string   // everything the harness made for it lives here
 	proc     *process // nil when the harness did not start it
 	bridge   string   // CNI bridge the harness configured, removed at the end
+	network  string   // name of that CNI network, which tags its NAT rules
 	pidCache int
 
 	rt  internalapi.RuntimeService

@@ -83,7 +83,7 @@ func hostsToml(addr string) string {
 }
 
 func startContainerd(ctx context.Context, dir string, reg *registry, pauseRef string, callTimeout time.Duration) (*daemon, error) {
-	d := &daemon{name: rtContainerd, socket: filepath.Join(dir, "containerd.sock"), dir: dir, bridge: containerdNetwork.bridge}
+	d := &daemon{name: rtContainerd, socket: filepath.Join(dir, "containerd.sock"), dir: dir, bridge: containerdNetwork.bridge, network: containerdNetwork.name}
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)

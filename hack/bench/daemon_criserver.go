@@ -24,7 +24,7 @@ install_default_network = false
 }
 
 func startCriserver(ctx context.Context, dir, binary string, callTimeout time.Duration, extraFlags []string) (*daemon, error) {
-	d := &daemon{name: rtCriserver, socket: filepath.Join(dir, "criserver.sock"), dir: dir, bridge: criserverNetwork.bridge}
+	d := &daemon{name: rtCriserver, socket: filepath.Join(dir, "criserver.sock"), dir: dir, bridge: criserverNetwork.bridge, network: criserverNetwork.name}
 	if err := writeNetwork(filepath.Join(dir, "cni"), filepath.Join(dir, "cni-ipam"), criserverNetwork); err != nil {
 		return nil, fmt.Errorf("criserver CNI config: %w", err)
 	}
