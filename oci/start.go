@@ -29,14 +29,12 @@ func (r *Runtime) Start(ctx context.Context, handler, id string) error {
 		return err
 	}
 	if filepath.Base(h.RuntimePath) == "runc" {
-		pid, perr := readPid(filepath.Join(r.BundleDir(id), "pidfile"))
-		if perr == nil {
-			err := releaseExecFifo(ctx, filepath.Join(h.RuntimeRoot, id, execFifo), pid)
-			if !errors.Is(err, errNoExecFifo) {
-				if err != nil {
-					return fmt.Errorf("start container %s: %w", id, err)
-				}
+		if pid, perr := readPid(filepath.Join(r.BundleDir(id), "pidfile")); perr == nil {
+			switch err := releaseExecFifo(ctx, filepath.Join(h.RuntimeRoot, id, execFifo), pid); {
+			case err == nil:
 				return nil
+			case !errors.Is(err, errNoExecFifo):
+				return fmt.Errorf("start container %s: %w", id, err)
 			}
 		}
 	}
@@ -74,7 +72,6 @@ func releaseExecFifo(ctx context.Context, path string, pid int) error {
 // drainExecFifo reads fd until the writer has written and closed it, the
 // init process is gone, or ctx ends; it reports whether any byte came.
 func drainExecFifo(ctx context.Context, fd, pid int) (got bool, err error) {
-	buf := make([]byte, 16)
 	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Poll(fds, 20)
@@ -82,9 +79,10 @@ func drainExecFifo(ctx context.Context, fd, pid int) (got bool, err error) {
 			return got, fmt.Errorf("poll exec fifo: %w", err)
 		}
 		if n > 0 {
-			done, rerr := readExecFifo(fd, buf, &got)
-			if rerr != nil || done {
-				return got, rerr
+			read, done, err := readExecFifo(fd)
+			got = got || read
+			if err != nil || done {
+				return got, err
 			}
 			continue
 		}
@@ -93,27 +91,28 @@ func drainExecFifo(ctx context.Context, fd, pid int) (got bool, err error) {
 		}
 		if !alive(pid) {
 			// It may have written and exited between two polls.
-			_, rerr := readExecFifo(fd, buf, &got)
-			return got, rerr
+			read, _, err := readExecFifo(fd)
+			return got || read, err
 		}
 	}
 }
 
-// readExecFifo reads what is there; done is true at end of file after the
-// writer came and went.
-func readExecFifo(fd int, buf []byte, got *bool) (done bool, err error) {
+// readExecFifo reads what is there: read says whether any byte came, done
+// that the writer came and went (end of file).
+func readExecFifo(fd int) (read, done bool, err error) {
+	var buf [16]byte
 	for {
-		n, err := unix.Read(fd, buf)
+		n, err := unix.Read(fd, buf[:])
 		switch {
 		case n > 0:
-			*got = true
+			read = true
 		case errors.Is(err, unix.EAGAIN):
-			return false, nil
+			return read, false, nil
 		case errors.Is(err, unix.EINTR):
 		case err != nil:
-			return false, fmt.Errorf("read exec fifo: %w", err)
+			return read, false, fmt.Errorf("read exec fifo: %w", err)
 		default: // n == 0: no writer left
-			return true, nil
+			return read, true, nil
 		}
 	}
 }
