@@ -35,3 +35,8 @@ if ! command -v go >/dev/null 2>&1 && [[ ! -x /usr/local/go/bin/go ]]; then
 	echo "install-deps: Go 1.26 is required (expected at /usr/local/go)" >&2
 	exit 1
 fi
+
+# crun refuses a hybrid cgroup host whose cgroup2 hierarchy holds a controller.
+if [[ $(id -u) -eq 0 ]]; then
+	bash "$(dirname "$0")/hybrid-cgroups.sh"
+fi

@@ -60,7 +60,24 @@ func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
 	if r.conmonErr != nil {
 		klog.ErrorS(r.conmonErr, "conmon not found: containers cannot be created", "conmonPath", cfg.ConmonPath)
 	}
+	r.warnHybridCgroups()
 	return r, nil
+}
+
+// warnHybridCgroups tells the operator, at start rather than at each
+// CreateContainer, that crun handlers cannot run containers on this host.
+func (r *Runtime) warnHybridCgroups() {
+	held := HybridUnifiedControllers("/sys/fs/cgroup")
+	if len(held) == 0 {
+		return
+	}
+	for _, name := range r.cfg.HandlerNames() {
+		if filepath.Base(r.cfg.Handlers[name].RuntimePath) == "crun" {
+			klog.ErrorS(nil, "crun refuses hybrid cgroup hosts whose cgroup2 hierarchy holds controllers; "+
+				"mount them as cgroup v1 (hack/hybrid-cgroups.sh) to run this handler's containers",
+				"handler", name, "cgroup2Controllers", held)
+		}
+	}
 }
 
 // Config returns the runtime configuration.

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -80,4 +81,19 @@ func loadedAppArmorProfiles(path string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// HybridUnifiedControllers lists the controllers that the cgroup2
+// hierarchy of a hybrid host holds (under root, normally /sys/fs/cgroup);
+// nil on a v1-only or v2-only host. crun refuses a hybrid host where this
+// is not empty, and runc, which drives v1 there, cannot set their limits.
+func HybridUnifiedControllers(root string) []string {
+	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
+		return nil // unified only
+	}
+	b, err := os.ReadFile(filepath.Join(root, "unified", "cgroup.controllers"))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
 }
