@@ -119,6 +119,13 @@ func parseFlags(args []string) (options, error) {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == replayCommand {
+		if err := replayMain(os.Args[2], os.Args[3]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", replayCommand+":", err)
+			os.Exit(1)
+		}
+		return
+	}
 	opts, err := parseFlags(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

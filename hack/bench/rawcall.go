@@ -14,6 +14,9 @@ import (
 // replySize receives a reply without decoding it, keeping only its length.
 type replySize int
 
+// replyBytes receives a reply without decoding it, keeping its bytes.
+type replyBytes []byte
+
 // undecodedCodec encodes requests as gRPC's proto codec does and leaves
 // replies undecoded.
 type undecodedCodec struct{}
@@ -31,11 +34,14 @@ func (undecodedCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (undecodedCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	r, ok := v.(*replySize)
-	if !ok {
+	switch r := v.(type) {
+	case *replySize:
+		*r = replySize(data.Len())
+	case *replyBytes:
+		*r = data.Materialize()
+	default:
 		return fmt.Errorf("undecoded codec: cannot decode into %T", v)
 	}
-	*r = replySize(data.Len())
 	return nil
 }
 
@@ -44,10 +50,21 @@ func (undecodedCodec) Name() string { return "proto" }
 // listContainersUndecoded calls ListContainers (no filter) and returns
 // the size of the reply once all of it has arrived.
 func (d *daemon) listContainersUndecoded(ctx context.Context, timeout time.Duration) (int, error) {
+	var n replySize
+	err := d.listContainersInto(ctx, timeout, &n)
+	return int(n), err
+}
+
+// listContainersReply returns the encoded reply of ListContainers (no filter).
+func (d *daemon) listContainersReply(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	var b replyBytes
+	err := d.listContainersInto(ctx, timeout, &b)
+	return b, err
+}
+
+func (d *daemon) listContainersInto(ctx context.Context, timeout time.Duration, reply any) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var n replySize
-	err := d.rawConn.Invoke(ctx, runtime.RuntimeService_ListContainers_FullMethodName, &runtime.ListContainersRequest{}, &n,
+	return d.rawConn.Invoke(ctx, runtime.RuntimeService_ListContainers_FullMethodName, &runtime.ListContainersRequest{}, reply,
 		grpc.ForceCodecV2(undecodedCodec{}), grpc.MaxCallRecvMsgSize(16<<20))
-	return int(n), err
 }

@@ -283,4 +283,46 @@ func (w *workload) measureLists(ctx context.Context, states map[string]*scaleSta
 			}
 		}
 	}
+	w.measureListFloor(ctx, states, suffix)
+}
+
+// measureListFloor times the kubelet's client against a replay server
+// that answers with each runtime's own ListContainers reply, while the
+// daemons still run at this scale.
+func (w *workload) measureListFloor(ctx context.Context, states map[string]*scaleState, suffix string) {
+	fig := figListFloor + suffix
+	for _, d := range w.daemons {
+		if why := brokenReason(states[d.name]); why != "" {
+			w.res.na(fig, unitMs, d.name, why)
+			continue
+		}
+		if err := w.replayList(ctx, d, fig); err != nil {
+			w.res.fail(fig, unitMs, d.name, err)
+		}
+	}
+}
+
+func (w *workload) replayList(ctx context.Context, d *daemon, fig string) error {
+	reply, err := d.listContainersReply(ctx, w.opts.callTimeout)
+	if err != nil {
+		return fmt.Errorf("capture the ListContainers reply: %w", err)
+	}
+	r, err := startReplayer(ctx, reply, w.opts.callTimeout)
+	if err != nil {
+		return err
+	}
+	defer r.stop()
+	for range listWarmup {
+		if _, err := r.rt.ListContainers(ctx, nil); err != nil {
+			return err
+		}
+	}
+	for range w.opts.listIterations {
+		t := time.Now()
+		if _, err := r.rt.ListContainers(ctx, nil); err != nil {
+			return err
+		}
+		w.res.add(fig, unitMs, d.name, ms(time.Since(t)))
+	}
+	return nil
 }
