@@ -13,13 +13,22 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build run test test-unit test-fuzz test-e2e bench soak deps clean
+.PHONY: build install run test test-unit test-fuzz test-e2e bench soak deps clean
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/criserver
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)-infra ./cmd/criserver-infra
+
+# Installs the binaries and a systemd unit (not enabled: `systemctl enable
+# --now criserver` starts it). DESTDIR stages the files elsewhere.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/criserver
+	install -D -m 0755 $(BIN)-infra $(DESTDIR)$(PREFIX)/bin/criserver-infra
+	mkdir -p $(DESTDIR)/etc/systemd/system
+	sed 's#/usr/local/bin/#$(PREFIX)/bin/#' contrib/systemd/criserver.service >$(DESTDIR)/etc/systemd/system/criserver.service
 
 deps:
 	bash hack/install-deps.sh

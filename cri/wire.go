@@ -76,7 +76,7 @@ func (s *Service) listContainersHandler(srv any, ctx context.Context, dec func(a
 // ListContainersResponse and StreamContainersResponse (the same layout).
 var containersField = (&runtime.ListContainersResponse{}).ProtoReflect().Descriptor().Fields().ByName("containers").Number()
 
-// streamBatch is how many containers one StreamContainers message carries.
+// streamBatch is how many entries one message of a Stream* list call carries.
 const streamBatch = 100
 
 // listContainersWire is ListContainers in wire form: the concatenation of

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -69,6 +70,7 @@ func serve(ctx context.Context, cfg Config) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	klog.InfoS("criserver serving", "version", version, "socket", cfg.Listen, "root", cfg.Root, "state", cfg.State)
+	notifySystemd(daemon.SdNotifyReady)
 
 	select {
 	case err := <-serveErr:
@@ -76,8 +78,17 @@ func serve(ctx context.Context, cfg Config) error {
 	case <-ctx.Done():
 	}
 	klog.InfoS("Shutting down: draining in-flight calls", "timeout", cfg.ShutdownTimeout)
+	notifySystemd(daemon.SdNotifyStopping)
 	drain(srv, cfg.ShutdownTimeout)
 	return nil
+}
+
+// notifySystemd tells a Type=notify unit's systemd that the daemon is
+// serving or stopping; without NOTIFY_SOCKET it does nothing.
+func notifySystemd(state string) {
+	if _, err := daemon.SdNotify(false, state); err != nil {
+		klog.ErrorS(err, "Notify systemd", "state", state)
+	}
 }
 
 // drain stops accepting and waits for in-flight calls, cutting them off

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -257,5 +258,33 @@ func TestStatusReportsHandlersAndFeatures(t *testing.T) {
 	}
 	if !st.GetFeatures().GetSupplementalGroupsPolicy() {
 		t.Errorf("Status features %v: supplemental groups policy not advertised", st.Features)
+	}
+}
+
+// TestSystemdNotify: under a Type=notify unit the daemon tells systemd
+// READY=1 once it serves and STOPPING=1 when it starts draining.
+func TestSystemdNotify(t *testing.T) {
+	framework.Require(t)
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	d := framework.StartDaemon(t, framework.WithEnv("NOTIFY_SOCKET="+sock))
+	expectNotify(t, conn, "READY=1")
+	d.Stop(t)
+	expectNotify(t, conn, "STOPPING=1")
+}
+
+func expectNotify(t *testing.T, conn *net.UnixConn, want string) {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil || string(buf[:n]) != want {
+		t.Fatalf("notify socket got %q (%v), want %q", buf[:n], err, want)
 	}
 }
