@@ -104,6 +104,7 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, c.StopSignal, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
 	}
+	fault.Crash("container.stop.after-runtime")
 	s.refreshContainer(c)
 	return nil
 }

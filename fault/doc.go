@@ -23,6 +23,8 @@
 //	container.create.before-record  spec made, first record not yet written
 //	container.create.after-conmon   conmon and runtime create done, pid not recorded
 //	container.start.after-runtime   runtime start done, RUNNING not yet recorded
+//	container.stop.after-signal     stop signal sent, no wait or SIGKILL yet
+//	container.stop.after-runtime    exit file written, exit not yet picked up
 //	container.remove.after-runtime-delete  runtime state gone, rootfs not yet removed
 //	container.remove.before-record  rootfs removed, record not yet deleted
 //	image.pull.after-layer       a layer committed

@@ -15,6 +15,8 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/fault"
 )
 
 // ErrNotRunning is returned by operations that need a live container.
@@ -169,7 +171,9 @@ func (r *Runtime) Stop(ctx context.Context, handler, id string, sig syscall.Sign
 		return nil
 	}
 	if timeout > 0 && sig != syscall.SIGKILL {
-		if err := r.Kill(ctx, handler, id, sig, false); err != nil && !r.exited(id) {
+		err := r.Kill(ctx, handler, id, sig, false)
+		fault.Crash("container.stop.after-signal")
+		if err != nil && !r.exited(id) {
 			klog.V(2).InfoS("Stop signal not delivered; killing", "containerID", id, "signal", sig, "err", err)
 		} else if r.waitExit(ctx, id, timeout) {
 			return nil

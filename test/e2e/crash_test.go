@@ -215,6 +215,14 @@ func TestCrash(t *testing.T) {
 		_, err := e.d.Runtime.StartContainer(framework.Ctx(t), &runtime.StartContainerRequest{ContainerId: id})
 		return err
 	}
+	// It ignores SIGTERM, so a stop goes on to SIGKILL after the timeout.
+	stubbornCtr := func(t *testing.T, e *ctrEnv) (string, string) {
+		return "", e.run(t, e.config(fmt.Sprintf("stubborn%d", time.Now().UnixNano()), "trap '' TERM; sleep 600 & wait"))
+	}
+	stopCall := func(e *ctrEnv, _, id string) error {
+		_, err := e.d.Runtime.StopContainer(framework.Ctx(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 1})
+		return err
+	}
 	removeCall := func(e *ctrEnv, _, id string) error {
 		_, err := e.d.Runtime.RemoveContainer(framework.Ctx(t), &runtime.RemoveContainerRequest{ContainerId: id})
 		return err
@@ -234,6 +242,8 @@ func TestCrash(t *testing.T) {
 		{"container.create.before-record", newPod, createCall},
 		{"container.create.after-conmon", newPod, createCall},
 		{"container.start.after-runtime", createdCtr, startCall},
+		{"container.stop.after-signal", stubbornCtr, stopCall},
+		{"container.stop.after-runtime", stubbornCtr, stopCall},
 		{"container.remove.after-runtime-delete", runningCtr, removeCall},
 		{"container.remove.before-record", runningCtr, removeCall},
 		{"sandbox.stop.after-cni", readyPod, removePodCall},
@@ -253,11 +263,34 @@ func TestCrash(t *testing.T) {
 					t.Errorf("container started before the crash is %v after restart", st.State)
 				}
 			}
+			switch tc.point {
+			case "container.stop.after-signal": // the signal was ignored
+				crashCheckStopAgain(t, e, ctr, runtime.ContainerState_CONTAINER_RUNNING)
+			case "container.stop.after-runtime": // SIGKILL done, exit file written
+				crashCheckStopAgain(t, e, ctr, runtime.ContainerState_CONTAINER_EXITED)
+			}
 			crashCleanupExcept(t, e.d, e.pod)
 			assertNoLeaks(t, e.d, ids...)
 		})
 	}
 	t.Run("image.pull", func(t *testing.T) { testCrashPull(t, e) })
+}
+
+// crashCheckStopAgain: after a crash in the middle of a StopContainer the
+// restarted daemon reports the state the crash left (want), and the
+// kubelet's repeated StopContainer finishes the job, with the SIGKILL's
+// exit code.
+func crashCheckStopAgain(t *testing.T, e *ctrEnv, id string, want runtime.ContainerState) {
+	t.Helper()
+	if st, _ := e.status(t, id); st.State != want {
+		t.Errorf("after the restart: %v, want %v", st.State, want)
+	}
+	if _, err := e.d.Runtime.StopContainer(framework.Ctx(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Fatalf("StopContainer again after the crash: %v", err)
+	}
+	if st, _ := e.status(t, id); st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+		t.Errorf("after the second stop: %v, exit code %d; want EXITED, 137", st.State, st.ExitCode)
+	}
 }
 
 // crashCheckComplete checks that each object a crash left is either gone or
