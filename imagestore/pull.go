@@ -80,7 +80,7 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth) (Image, error)
 	if err := s.fetchLayers(ctx, src, layers, cfg.RootFS.DiffIDs, chain); err != nil {
 		return Image{}, err
 	}
-	img, err := s.commitImage(r, topDigest, cfgDigest, cfg, chain, manifestAnnotations(m))
+	img, err := s.commitImage(r, topDigest, imageConfig{cfg, cfgDigest, m.ConfigInfo().Size}, chain, manifestAnnotations(m))
 	if err != nil {
 		return Image{}, err
 	}
@@ -267,24 +267,33 @@ func (s *Store) fetchLayers(ctx context.Context, src types.ImageSource, infos []
 	return ctx.Err()
 }
 
+// imageConfig is an image's config blob, parsed.
+type imageConfig struct {
+	ocispec.Image
+	digest digest.Digest
+	size   int64 // of the blob, as the manifest gives it
+}
+
 // commitImage writes the image record and moves its names to it; an image
 // that loses its last name stays listed, untagged, as containerd keeps it.
-func (s *Store) commitImage(r imageRef, top, cfgDigest digest.Digest, cfg ocispec.Image, chain []digest.Digest, ann map[string]string) (Image, error) {
+func (s *Store) commitImage(r imageRef, top digest.Digest, cfg imageConfig, chain []digest.Digest, ann map[string]string) (Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if missing := s.missingLayer(chain); missing != "" {
 		return Image{}, fmt.Errorf("layer %s vanished during the pull", missing)
 	}
-	id := cfgDigest.String()
+	id := cfg.digest.String()
 	rec, ok := s.images[id]
 	if !ok {
-		rec = &record{Image: Image{ID: id, Config: cfg, Annotations: ann}, Layers: chain}
+		rec = &record{Image: Image{ID: id, Config: cfg.Image, Annotations: ann}, Layers: chain}
 	}
 	updated := *rec
 	updated.RepoTags = slices.Clone(rec.RepoTags)
 	updated.RepoDigests = slices.Clone(rec.RepoDigests)
 	updated.Pulled = time.Now()
-	updated.Size = 0
+	// The layers' file bytes, and the config the record keeps: the CRI
+	// wants a size above 0 even for an image of directories only.
+	updated.Size = max(cfg.size, 0)
 	for _, c := range chain {
 		updated.Size += s.layers[c].usage.Bytes
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -103,6 +104,34 @@ func TestPullResolveAndLayout(t *testing.T) {
 	}
 	if got := s.ImageFsUsage(); got.UsedBytes == 0 || got.InodesUsed < 6 {
 		t.Errorf("ImageFsUsage = %+v", got)
+	}
+}
+
+// TestPullImageSize: Size counts the files of every layer and the config
+// blob, so an image of directories only still has a size above 0, as the
+// CRI requires.
+func TestPullImageSize(t *testing.T) {
+	reg := newFakeRegistry(t)
+	s := newTestStore(t, t.TempDir())
+	tests := []struct {
+		name      string
+		layers    [][]byte
+		fileBytes int64
+	}{
+		{"directories only", [][]byte{buildTar(t, dir("etc"), dir("var"))}, 0},
+		{"files in two layers", [][]byte{buildTar(t, dir("a"), file("a/x", "12345")), buildTar(t, file("y", "abc"))}, 8},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := reg.push("team/size", fmt.Sprint(i), testImage{layers: tt.layers})
+			img, err := s.Pull(context.Background(), fmt.Sprintf("%s/team/size:%d", reg.addr(), i), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tt.fileBytes + p.configSize; img.Size != want || want <= 0 {
+				t.Errorf("Size = %d, want %d file bytes + %d config bytes", img.Size, tt.fileBytes, p.configSize)
+			}
+		})
 	}
 }
 

@@ -206,9 +206,10 @@ type testImage struct {
 }
 
 type pushed struct {
-	manifest digest.Digest
-	config   digest.Digest
-	blobs    []digest.Digest
+	manifest   digest.Digest
+	config     digest.Digest
+	configSize int64
+	blobs      []digest.Digest
 }
 
 // push stores img under repo:tag as an OCI manifest and returns digests.
@@ -233,7 +234,7 @@ func (r *fakeRegistry) push(repo, tag string, img testImage) pushed {
 		descs = append(descs, ocispec.Descriptor{MediaType: mt, Digest: d, Size: int64(len(blob))})
 	}
 	cfgBlob, _ := json.Marshal(cfg)
-	p.config = r.putBlob(cfgBlob)
+	p.config, p.configSize = r.putBlob(cfgBlob), int64(len(cfgBlob))
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
 		Config: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: p.config, Size: int64(len(cfgBlob))},
 		Layers: descs, Annotations: map[string]string{"org.example": "yes"}}

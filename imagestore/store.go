@@ -32,7 +32,8 @@ type Image struct {
 	ID          string   `json:"id"`
 	RepoTags    []string `json:"repoTags"`
 	RepoDigests []string `json:"repoDigests"`
-	// Size is the unpacked size of the image's layers in bytes.
+	// Size is the bytes of the files in the image's layers plus the
+	// size of its config blob.
 	Size        int64             `json:"size"`
 	Config      ocispec.Image     `json:"config"`
 	Pinned      bool              `json:"pinned"`
