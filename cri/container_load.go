@@ -34,7 +34,6 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	if err := s.opts.Runtime.WatchExits(ctx, s.onExit); err != nil {
 		return err
 	}
-	go s.refreshStats(ctx)
 	dir := s.containersDir()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
@@ -53,6 +52,7 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	}
 	s.removeOrphanBundles(ctx)
 	klog.InfoS("Containers loaded", "count", len(s.containers.list()))
+	go s.refreshStats(ctx)
 	return nil
 }
 

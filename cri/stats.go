@@ -101,6 +101,7 @@ func (sc *statsCache) read(id, cgroupsPath string) (cgroupSample, error) {
 // refreshStats samples every running container and ready pod each
 // statsRefreshInterval until ctx ends.
 func (s *Service) refreshStats(ctx context.Context) {
+	s.measureWritableLayers(ctx)
 	t := time.NewTicker(statsRefreshInterval)
 	defer t.Stop()
 	for {
@@ -125,6 +126,23 @@ func (s *Service) refreshStats(ctx context.Context) {
 			}
 		}
 		s.stats.keepOnly(live)
+	}
+}
+
+// measureWritableLayers measures each container's writable layer once, so
+// that ImageFsInfo, which sums the last measurements, is right after a
+// restart before any stats call has come.
+func (s *Service) measureWritableLayers(ctx context.Context) {
+	if s.opts.Images == nil {
+		return
+	}
+	for _, c := range s.containers.list() {
+		if ctx.Err() != nil {
+			return
+		}
+		if _, _, err := s.opts.Images.RootfsUsage(c.ID); err != nil {
+			klog.V(4).InfoS("No writable layer usage for container", "containerID", c.ID, "err", err)
+		}
 	}
 }
 

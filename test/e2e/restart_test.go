@@ -42,7 +42,12 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 	attach := e.run(t, acfg)
 	done := e.run(t, e.config("done", `exit 3`))
 	e.waitExit(t, done, 30*time.Second)
-	ids := []string{ticker, short, attach, done}
+	writer := e.run(t, e.config("writer", `head -c 65536 /dev/zero >/blob.tmp && mv /blob.tmp /blob; exec sleep 600`))
+	eventually(t, "writer to write its file", func() bool {
+		r, err := e.d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: writer, Cmd: []string{"test", "-f", "/blob"}, Timeout: 10})
+		return err == nil && r.ExitCode == 0
+	})
+	ids := []string{ticker, short, attach, done, writer}
 
 	podBefore, podInfoBefore := podStatus(t, e.d, e.pod)
 	before := map[string]*runtime.ContainerStatus{}
@@ -112,6 +117,12 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 	if !strings.Contains(e.d.Output(), "Container exited while the daemon was down") {
 		t.Errorf("start-up did not log the exit it picked up")
 	}
+	// The writable layers are measured after the restart without waiting
+	// for a stats call, which is what ImageFsInfo sums.
+	eventually(t, "ImageFsInfo to count the writer's 64 KiB after restart", func() bool {
+		r, err := e.d.Image.ImageFsInfo(ctx, &runtime.ImageFsInfoRequest{})
+		return err == nil && len(r.ContainerFilesystems) == 1 && r.ContainerFilesystems[0].GetUsedBytes().GetValue() >= 64<<10
+	})
 
 	sizeAtStart := restartFileSize(t, logPath)
 	eventually(t, "ticker log to grow after restart", func() bool { return restartFileSize(t, logPath) > sizeAtStart })
