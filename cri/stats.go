@@ -18,12 +18,13 @@ import (
 	"github.com/criserver/criserver/sandbox"
 )
 
-// Cgroup samples are refreshed in the background every
-// statsRefreshInterval, so stats calls answer from memory: reading one
-// cgroup v1 costs about half a millisecond, too much to do for hundreds of
-// containers inside one ListContainerStats. A sample older than
-// statsMaxAge (the refresher is behind, or the container just started) is
-// read on demand.
+// Cgroup samples and the usage of running containers' writable layers are
+// refreshed in the background every statsRefreshInterval, so stats calls
+// answer from memory: reading one cgroup v1 costs about half a
+// millisecond and walking a writable layer more, too much to do for
+// hundreds of containers inside one ListContainerStats. A figure older
+// than statsMaxAge (the refresher is behind, or the container just
+// started) is measured on demand.
 const (
 	statsRefreshInterval = 5 * time.Second
 	statsMaxAge          = 2 * statsRefreshInterval
@@ -115,6 +116,7 @@ func (s *Service) refreshStats(ctx context.Context) {
 			if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
 				live[c.ID] = true
 				_, _ = s.stats.read(c.ID, c.CgroupsPath)
+				s.measureWritableLayer(c.ID)
 			}
 		}
 		if s.opts.Sandboxes != nil {
@@ -129,20 +131,25 @@ func (s *Service) refreshStats(ctx context.Context) {
 	}
 }
 
-// measureWritableLayers measures each container's writable layer once, so
+// measureWritableLayers measures every container's writable layer once, so
 // that ImageFsInfo, which sums the last measurements, is right after a
-// restart before any stats call has come.
+// restart before any stats call has come; the rounds then measure the
+// running containers' layers, the only ones that change.
 func (s *Service) measureWritableLayers(ctx context.Context) {
-	if s.opts.Images == nil {
-		return
-	}
 	for _, c := range s.containers.list() {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, _, err := s.opts.Images.RootfsUsage(c.ID); err != nil {
-			klog.V(4).InfoS("No writable layer usage for container", "containerID", c.ID, "err", err)
-		}
+		s.measureWritableLayer(c.ID)
+	}
+}
+
+func (s *Service) measureWritableLayer(id string) {
+	if s.opts.Images == nil {
+		return
+	}
+	if _, _, err := s.opts.Images.RootfsUsage(id, 0); err != nil {
+		klog.V(4).InfoS("No writable layer usage for container", "containerID", id, "err", err)
 	}
 }
 
@@ -186,7 +193,7 @@ func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, e
 	}
 	now := time.Now().UnixNano()
 	st.WritableLayer = &runtime.FilesystemUsage{Timestamp: now, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.writableLayerMount()}}
-	if bytes, inodes, err := s.opts.Images.RootfsUsage(c.ID); err == nil {
+	if bytes, inodes, err := s.opts.Images.RootfsUsage(c.ID, statsMaxAge); err == nil {
 		st.WritableLayer.UsedBytes, st.WritableLayer.InodesUsed = u64(bytes), u64(inodes)
 	} else {
 		klog.V(4).InfoS("No writable layer usage for container", "containerID", c.ID, "err", err)

@@ -22,8 +22,6 @@ const (
 	rootfsFile = "rootfs.json"
 	// maxMountOptions is the kernel's limit on mount(2) data: one page.
 	maxMountOptions = 4096
-	// usageTTL bounds how often one container's writable layer is walked.
-	usageTTL = 2 * time.Second
 )
 
 // rootfs is a container's writable layer: overlay2/<cid>/{diff,work,merged}
@@ -228,12 +226,13 @@ func unmount(p string) error {
 	}
 }
 
-// RootfsUsage is the disk usage of a container's writable layer. It walks
-// the upper directory, at most once per usageTTL.
-func (s *Store) RootfsUsage(containerID string) (bytes, inodes uint64, err error) {
+// RootfsUsage is the disk usage of a container's writable layer: the last
+// measurement if it is younger than maxAge, else a walk of the upper
+// directory now.
+func (s *Store) RootfsUsage(containerID string, maxAge time.Duration) (bytes, inodes uint64, err error) {
 	s.mu.Lock()
 	r, ok := s.rootfs[containerID]
-	if ok && time.Since(r.usageAt) < usageTTL {
+	if ok && !r.usageAt.IsZero() && time.Since(r.usageAt) < maxAge {
 		u := r.usage
 		s.mu.Unlock()
 		return uint64(u.Bytes), uint64(u.Inodes), nil

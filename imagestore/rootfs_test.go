@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -43,8 +44,19 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(merged, "written"), make([]byte, 10000), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if b, n, err := s.RootfsUsage(cid); err != nil || b < 10000 || n < 1 {
+	b, n, err := s.RootfsUsage(cid, 0)
+	if err != nil || b < 10000 || n < 1 {
 		t.Errorf("RootfsUsage = %d, %d, %v", b, n, err)
+	}
+	// A measurement younger than maxAge is reused; maxAge 0 walks again.
+	if err := os.WriteFile(filepath.Join(merged, "more"), make([]byte, 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, _, err := s.RootfsUsage(cid, time.Hour); err != nil || again != b {
+		t.Errorf("RootfsUsage within maxAge = %d, %v; want the last measurement %d", again, err, b)
+	}
+	if fresh, _, err := s.RootfsUsage(cid, 0); err != nil || fresh < b+5000 {
+		t.Errorf("RootfsUsage with maxAge 0 = %d, %v; want at least %d", fresh, err, b+5000)
 	}
 	if u := s.ContainerFsUsage(); u.UsedBytes < 10000 {
 		t.Errorf("ContainerFsUsage = %+v", u)
