@@ -11,6 +11,9 @@ import (
 // to fit in one gRPC message. No match sends no message; the stream just
 // ends. StreamContainers (wire.go) sends cached encodings instead.
 
+// streamBatch is how many entries one message of a Stream* list call carries.
+const streamBatch = 100
+
 // sendInBatches sends items in messages of up to streamBatch, made by msg.
 func sendInBatches[T, M any](items []T, msg func([]T) *M, send func(*M) error) error {
 	for len(items) > 0 {

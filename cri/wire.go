@@ -76,9 +76,6 @@ func (s *Service) listContainersHandler(srv any, ctx context.Context, dec func(a
 // ListContainersResponse and StreamContainersResponse (the same layout).
 var containersField = (&runtime.ListContainersResponse{}).ProtoReflect().Descriptor().Fields().ByName("containers").Number()
 
-// streamBatch is how many entries one message of a Stream* list call carries.
-const streamBatch = 100
-
 // listContainersWire is ListContainers in wire form: the concatenation of
 // each matching container's cached encoding.
 func (s *Service) listContainersWire(req *runtime.ListContainersRequest) (wireMessage, error) {
@@ -98,15 +95,11 @@ func (s *Service) StreamContainers(req *runtime.StreamContainersRequest, stream 
 	if err != nil {
 		return err
 	}
-	for len(entries) > 0 {
-		n := min(streamBatch, len(entries))
-		// The server's codec (NewServer) sends a wireMessage as it is.
-		if err := stream.SendMsg(wireContainers(entries[:n])); err != nil {
-			return err
-		}
-		entries = entries[n:]
-	}
-	return nil
+	// The server's codec (NewServer) sends a wireMessage as it is.
+	return sendInBatches(entries, func(b [][]byte) *wireMessage {
+		w := wireContainers(b)
+		return &w
+	}, func(w *wireMessage) error { return stream.SendMsg(*w) })
 }
 
 // matchingWire returns the cached encodings of the containers f selects,

@@ -69,7 +69,7 @@ func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
 // warnHybridCgroups tells the operator, at start rather than at each
 // CreateContainer, that crun handlers cannot run containers on this host.
 func (r *Runtime) warnHybridCgroups() {
-	held := HybridUnifiedControllers("/sys/fs/cgroup")
+	held := HybridUnifiedControllers(cgroupRoot)
 	if len(held) == 0 {
 		return
 	}
