@@ -21,8 +21,8 @@ import (
 
 // cleanupHost removes whatever a daemon left on the host after it stopped:
 // processes, mounts (rootfs, netns, shm), its CNI bridge, pod cgroups,
-// per-pod NAT chains, and its root and state directories. It returns what it had to clean, so that
-// a leak is visible in the run's log.
+// per-pod NAT chains, and its root and state directories. It returns what
+// it had to clean, so that a leak is visible in the run's log.
 func cleanupHost(d *daemon, keepState bool) []string {
 	var found []string
 	found = append(found, killLeftovers(d)...)
