@@ -13,7 +13,7 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build install run test test-unit test-fuzz test-e2e bench soak deps clean
+.PHONY: build install run test test-unit test-fuzz test-e2e lint bench soak deps clean
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
@@ -38,9 +38,21 @@ deps:
 run: deps build
 	./$(BIN) $(RUN_FLAGS)
 
-# Unit tests (race detector on), a bounded run of each fuzz target, then
-# end-to-end tests (root required).
-test: test-unit test-fuzz test-e2e
+# Lint, unit tests (race detector on), a bounded run of each fuzz target,
+# then end-to-end tests (root required).
+test: lint test-unit test-fuzz test-e2e
+
+# golangci-lint at the version hack/tools/golangci-lint pins, built once per
+# version into TOOLS_CACHE.
+TOOLS_CACHE   ?= /var/cache/criserver
+LINT_VERSION  := $(shell awk '/golangci\/golangci-lint\/v2 v/ {print $$NF}' hack/tools/golangci-lint/go.mod)
+GOLANGCI_LINT := $(TOOLS_CACHE)/golangci-lint-$(LINT_VERSION)/golangci-lint
+
+$(GOLANGCI_LINT):
+	cd hack/tools/golangci-lint && GOFLAGS= CGO_ENABLED=0 $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
+
+lint: $(GOLANGCI_LINT)
+	$(GOLANGCI_LINT) run ./...
 
 FUZZTIME ?= 30s
 # New inputs are minimized before they count; the default minute would

@@ -118,11 +118,13 @@ func loadFile(path string) (*libcni.NetworkConfigList, error) {
 		}
 		return l, nil
 	}
-	c, err := libcni.ConfFromFile(path)
+	// A single-plugin .conf file is still a configuration users have;
+	// libcni deprecates the format but still loads it.
+	c, err := libcni.ConfFromFile(path) //nolint:staticcheck // SA1019, see above
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	l, err := libcni.ConfListFromConf(c)
+	l, err := libcni.ConfListFromConf(c) //nolint:staticcheck // SA1019, see above
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}

@@ -22,6 +22,7 @@ const RuntimeName = "criserver"
 // CgroupDriver names how pod and container cgroups are created.
 type CgroupDriver string
 
+// The cgroup drivers, named as the kubelet's --cgroup-driver names them.
 const (
 	CgroupDriverCgroupfs CgroupDriver = "cgroupfs"
 	CgroupDriverSystemd  CgroupDriver = "systemd"

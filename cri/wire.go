@@ -57,6 +57,9 @@ func (c wireCodec) Name() string { return c.proto.Name() }
 
 // listContainersHandler is the generated ListContainers handler with a
 // reply in wire form; interceptors see the request and error as usual.
+// Its parameters are grpc.MethodHandler's, which puts ctx second.
+//
+//nolint:revive // context-as-argument: the signature is grpc's.
 func (s *Service) listContainersHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 	req := new(runtime.ListContainersRequest)
 	if err := dec(req); err != nil {

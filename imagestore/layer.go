@@ -103,7 +103,8 @@ func (s *Store) loadLayers() error {
 		l, err := readLayer(p, name)
 		if err != nil {
 			klog.InfoS("Removing unrecognized layer directory", "path", p, "reason", err.Error())
-			unix.Unmount(filepath.Join(p, "merged"), unix.MNT_DETACH)
+			// Not mounted is the usual case; RemoveAll reports what matters.
+			_ = unix.Unmount(filepath.Join(p, "merged"), unix.MNT_DETACH)
 			if err := os.RemoveAll(p); err != nil {
 				return fmt.Errorf("remove %s: %w", p, err)
 			}

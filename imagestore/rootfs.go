@@ -206,7 +206,9 @@ func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 	delete(s.rootfs, containerID)
 	doomed := s.detachUnusedLocked(r.Layers)
 	s.mu.Unlock()
-	atomicfile.SyncDir(s.layerDir)
+	if err := atomicfile.SyncDir(s.layerDir); err != nil {
+		klog.ErrorS(err, "Sync the layer directory", "dir", s.layerDir)
+	}
 	return removeDirs(append(doomed, gone))
 }
 

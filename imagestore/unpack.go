@@ -102,7 +102,7 @@ func splitName(name string) ([]string, error) {
 		case "", ".":
 			continue
 		case "..":
-			return nil, fmt.Errorf("%w: path contains ..", ErrUnsafeLayer)
+			return nil, fmt.Errorf("%w: path contains a .. element", ErrUnsafeLayer)
 		}
 		parts = append(parts, p)
 	}
@@ -110,8 +110,7 @@ func splitName(name string) ([]string, error) {
 }
 
 func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
-	switch hdr.Typeflag {
-	case tar.TypeXGlobalHeader:
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
 	parts, err := splitName(hdr.Name)
@@ -140,7 +139,7 @@ func (u *unpacker) entry(hdr *tar.Header, r io.Reader) error {
 		return err
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // tar.Reader turns the old TypeRegA into TypeReg
 		if isSparse(hdr) {
 			// A tiny sparse map can declare exabytes of zeros; image
 			// builders never write sparse entries.

@@ -70,7 +70,8 @@ func (r *Runtime) Attach(ctx context.Context, id string, opts AttachOptions) err
 		// nothing, until the session closes that stream.
 		go func() {
 			if copyStdinPackets(ctx, conn, opts.Stdin) == nil {
-				conn.CloseWrite()
+				// A session that closed first has nothing left to tell.
+				_ = conn.CloseWrite()
 			}
 		}()
 	}

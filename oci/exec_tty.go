@@ -63,14 +63,14 @@ func (x *execution) runTTY(ctx context.Context, r *Runtime, handler, id string, 
 		if x.opts.Stdout != nil {
 			dst = io.MultiWriter(x.opts.Stdout, &x.stderr)
 		}
-		io.Copy(dst, master)
+		_, _ = io.Copy(dst, master)
 	}()
 	defer func() {
 		master.Close()
 		<-output
 	}()
 	if x.opts.Stdin != nil {
-		go io.Copy(master, x.opts.Stdin)
+		go func() { _, _ = io.Copy(master, x.opts.Stdin) }()
 	}
 	stopResize := make(chan struct{})
 	defer close(stopResize)

@@ -68,7 +68,8 @@ func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 		add(m)
 	}
 	res.Dirs = dirs
-	s.Mounts = append(out, criMounts...)
+	out = append(out, criMounts...)
+	s.Mounts = out
 	return nil
 }
 

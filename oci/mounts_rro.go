@@ -64,9 +64,9 @@ func releaseAtLeast(release string, major, minor int) bool {
 		return false
 	}
 	maj, err1 := strconv.Atoi(parts[0])
-	min, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	mnr, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
 	if err1 != nil || err2 != nil {
 		return false
 	}
-	return maj > major || maj == major && min >= minor
+	return maj > major || maj == major && mnr >= minor
 }

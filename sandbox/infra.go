@@ -78,13 +78,15 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 		return 0, fmt.Errorf("start infra process: %w", err)
 	}
 	// Reap it when it dies; after a daemon restart init does that instead.
-	go cmd.Wait()
+	go func() { _ = cmd.Wait() }()
 	pid := cmd.Process.Pid
-	r.SetReadDeadline(time.Now().Add(infraStartTimeout))
+	if err := r.SetReadDeadline(time.Now().Add(infraStartTimeout)); err != nil {
+		return 0, errors.Join(fmt.Errorf("wait for infra process %d: %w", pid, err), stopInfra(pid, id))
+	}
 	buf := make([]byte, len(infra.Ready))
 	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != infra.Ready {
-		stopInfra(pid, id)
-		return 0, fmt.Errorf("infra process %d did not start (is %s able to run as %s?): %v", pid, exe, InfraArgv0, err)
+		startErr := fmt.Errorf("infra process %d did not start (is %s able to run as %s?): %v", pid, exe, InfraArgv0, err)
+		return 0, errors.Join(startErr, stopInfra(pid, id))
 	}
 	return pid, nil
 }

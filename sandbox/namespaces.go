@@ -70,7 +70,7 @@ func createNamespaces(pins []nsPin, hostname string) error {
 	err := <-errc
 	if err != nil {
 		for _, p := range pins {
-			unpinNamespace(p.path)
+			err = errors.Join(err, unpinNamespace(p.path))
 		}
 	}
 	return err

@@ -102,7 +102,9 @@ func (m *Manager) load(ctx context.Context) error {
 			continue
 		}
 		id := e.Name()
-		atomicfile.RemoveTemps(m.podDir(id))
+		if err := atomicfile.RemoveTemps(m.podDir(id)); err != nil {
+			klog.ErrorS(err, "Remove temporary files of a pod record", "pod", id)
+		}
 		var r record
 		if err := atomicfile.ReadJSON(m.recordPath(id), &r); err != nil {
 			if errors.Is(err, os.ErrNotExist) {

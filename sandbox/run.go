@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -156,7 +157,7 @@ func (m *Manager) setupCgroup(_ context.Context, sb *Sandbox) error {
 	created := !cgroupExists(fsPath)
 	if err := createCgroup(fsPath, sb.Config.GetLinux().GetResources()); err != nil {
 		if created {
-			deleteCgroup(fsPath)
+			err = errors.Join(err, deleteCgroup(fsPath))
 		}
 		return err
 	}

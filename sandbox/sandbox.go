@@ -33,6 +33,7 @@ var ErrInvalid = errors.New("invalid pod sandbox config")
 // State of a pod sandbox.
 type State int
 
+// A pod is Ready from a complete RunPodSandbox until StopPodSandbox.
 const (
 	StateNotReady State = iota
 	StateReady

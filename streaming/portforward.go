@@ -117,7 +117,7 @@ func proxy(ctx context.Context, conn net.Conn, stream io.ReadWriteCloser) error 
 		return nil
 	case <-ctx.Done():
 		conn.Close()
-		<-fromPod
+		<-fromPod //nolint:errcheck // after our own close the copy's error says nothing
 		return ctx.Err()
 	}
 }

@@ -14,7 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/httpstream"
+	// client-go's SPDY dialer still returns apimachinery's type.
+	"k8s.io/apimachinery/pkg/util/httpstream" //nolint:staticcheck // SA1019, see above
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/tools/remotecommand"

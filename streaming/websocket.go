@@ -82,7 +82,10 @@ func serveV5(w http.ResponseWriter, r *http.Request, rt Runtime, req any, idleTi
 	} else if opts.stderr {
 		first = chanStderr
 	}
-	streams[first].Write(nil)
+	if _, err := streams[first].Write(nil); err != nil {
+		klog.ErrorS(err, "Start WebSocket stream session")
+		return
+	}
 
 	var in io.Reader
 	var out, errw io.WriteCloser
@@ -156,6 +159,7 @@ func writeStatus(w io.Writer, err error) {
 	}
 	b, jerr := json.Marshal(st)
 	if jerr == nil {
-		w.Write(b)
+		// The client may be gone already; there is no one left to tell.
+		_, _ = w.Write(b)
 	}
 }

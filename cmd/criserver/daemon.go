@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/klog/v2"
+
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
@@ -56,19 +58,24 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		Root:         cfg.Root,
 		Streaming:    stream,
 	})
+	stopStream := func() {
+		if err := stream.Stop(); err != nil {
+			klog.ErrorS(err, "Stop the stream server")
+		}
+	}
 	if err := stream.Start(svc.StreamRuntime()); err != nil {
-		stream.Stop()
+		stopStream()
 		return nil, nil, err
 	}
 	// The exit watcher runs until the service is released.
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	if err := svc.LoadContainers(watchCtx); err != nil {
 		stopWatch()
-		stream.Stop()
+		stopStream()
 		return nil, nil, fmt.Errorf("load containers: %w", err)
 	}
 	return svc, func() {
-		stream.Stop()
+		stopStream()
 		stopWatch()
 	}, nil
 }

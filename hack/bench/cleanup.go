@@ -58,7 +58,7 @@ func cleanupHost(d *daemon, keepState bool) []string {
 // killLeftovers kills processes still in the daemon's pod cgroups, then
 // helpers whose command line names the daemon's directory.
 func killLeftovers(d *daemon) []string {
-	var found []string
+	var found, sockets []string
 	self := os.Getpid()
 	for pass := 0; pass < 2; pass++ {
 		for _, p := range listProcs() {
@@ -79,14 +79,19 @@ func killLeftovers(d *daemon) []string {
 			}
 			if hit {
 				found = append(found, fmt.Sprintf("killed leftover process %d (%s)", p.pid, p.comm))
-				syscall.Kill(p.pid, syscall.SIGKILL)
+				if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+					found = append(found, fmt.Sprintf("kill %d: %v", p.pid, err))
+				}
+				// A killed shim cannot remove its socket.
 				if sock := shimSocket(strings.Split(string(cmdline), "\x00")); sock != "" {
-					// A killed shim cannot remove its socket.
-					defer os.Remove(sock)
+					sockets = append(sockets, sock)
 				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	for _, sock := range sockets {
+		_ = os.Remove(sock) // gone already if the shim got to it
 	}
 	return found
 }
@@ -143,7 +148,8 @@ func removeCgroups(parent string) []string {
 			continue
 		}
 		var dirs []string
-		filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
+		// The walk skips what it cannot read; the removals below report it.
+		_ = filepath.WalkDir(top, func(p string, e fs.DirEntry, err error) error {
 			if err == nil && e.IsDir() {
 				dirs = append(dirs, p)
 			}

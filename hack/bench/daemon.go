@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -211,5 +210,3 @@ func (d *daemon) stop() {
 		d.proc.Stop(30 * time.Second)
 	}
 }
-
-func shortName(s string) string { return strings.ReplaceAll(s, "/", "_") }

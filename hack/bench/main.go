@@ -135,8 +135,9 @@ func main() {
 	// already, so its log goes nowhere.
 	ctx := klog.NewContext(context.Background(), logr.Discard())
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts); err != nil {
+	err = run(ctx, opts)
+	stop()
+	if err != nil {
 		klog.ErrorS(err, "Benchmark failed")
 		klog.Flush()
 		os.Exit(1)

@@ -160,7 +160,7 @@ func (r *registry) push(ctx context.Context, repo, tag string, img *builtImage) 
 }
 
 func drain(resp *http.Response) {
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 }
 
@@ -214,7 +214,7 @@ func startProcess(name, logPath string, argv ...string) (*process, error) {
 	}
 	p := &process{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait() // the exit is seen through p.done; the log says why
 		logf.Close()
 		close(p.done)
 	}()
@@ -237,11 +237,11 @@ func (p *process) Stop(grace time.Duration) {
 	if p.Exited() {
 		return
 	}
-	p.cmd.Process.Signal(termSignal)
+	_ = p.cmd.Process.Signal(termSignal) // it may have just exited; p.done tells
 	select {
 	case <-p.done:
 	case <-time.After(grace):
-		p.cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
 }

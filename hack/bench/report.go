@@ -150,8 +150,9 @@ func describeMachine() map[string]string {
 	}
 	if v := firstMatch("/proc/meminfo", "MemTotal"); v != "" {
 		var kb int64
-		fmt.Sscanf(v, "%d", &kb)
-		m["memory"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		if _, err := fmt.Sscanf(v, "%d", &kb); err == nil {
+			m["memory"] = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
 	}
 	m["loadavg_start"] = loadAvg()
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {

@@ -12,13 +12,13 @@ type target struct {
 	met     func(f *figure) (ok, known bool)
 }
 
-// ratioAtMost is met when criserver's median ÷ containerd's is ≤ max.
-func ratioAtMost(max float64) func(*figure) (bool, bool) {
+// ratioAtMost is met when criserver's median ÷ containerd's is ≤ limit.
+func ratioAtMost(limit float64) func(*figure) (bool, bool) {
 	return func(f *figure) (bool, bool) {
 		if f.Ratio == nil {
 			return false, false
 		}
-		return *f.Ratio <= max, true
+		return *f.Ratio <= limit, true
 	}
 }
 

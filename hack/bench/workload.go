@@ -179,7 +179,7 @@ func (w *workload) cycle(ctx context.Context, d *daemon, record bool) {
 		fail(figCreateStart, err)
 		needs(figCreateStart, err, figWholePod, figExec, figStopRemoveCtr)
 		if ctrID != "" {
-			d.rt.RemoveContainer(ctx, ctrID)
+			_ = d.rt.RemoveContainer(ctx, ctrID) // best effort: the pod's removal follows
 		}
 	} else {
 		add(figCreateStart, tCtr)

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 )
 
 // removeImage removes ref; absent is fine (the CRI makes RemoveImage
@@ -40,8 +41,11 @@ func (w *workload) pulls(ctx context.Context) {
 		}
 	}
 	for _, d := range w.daemons {
-		removeImage(ctx, d, w.images.BigApp)
-		removeImage(ctx, d, w.images.Big)
+		for _, ref := range []string{w.images.BigApp, w.images.Big} {
+			if err := removeImage(ctx, d, ref); err != nil {
+				klog.ErrorS(err, "Remove the pull phase's image", "daemon", d.name, "image", ref)
+			}
+		}
 	}
 }
 
