@@ -178,7 +178,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		Sandbox:           sb.SpecInfo(),
 		Image:             img.Config,
 		ImageRootfs:       rootfs,
-		CgroupDriver:      string(s.opts.CgroupDriver),
+		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
 		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
 		RecursiveReadOnly: s.opts.Runtime.RecursiveReadOnly(ctx, sb.RuntimeHandler),

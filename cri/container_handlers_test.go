@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/oci"
 )
 
@@ -11,7 +12,7 @@ func TestContainerRuntimeHandlers(t *testing.T) {
 	cfg := oci.DefaultConfig()
 	cfg.Handlers["kata"] = oci.Handler{RuntimePath: "/nonexistent/kata"}
 	cfg.FillDerived(t.TempDir())
-	rt, err := oci.NewRuntime(cfg, t.TempDir(), oci.CgroupDriverCgroupfs)
+	rt, err := oci.NewRuntime(cfg, t.TempDir(), cgroups.Cgroupfs)
 	if err != nil {
 		t.Fatal(err)
 	}

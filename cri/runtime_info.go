@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/criserver/criserver/cgroups"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -70,7 +71,7 @@ func (s *Service) UpdateRuntimeConfig(_ context.Context, req *runtime.UpdateRunt
 // RuntimeConfig implements runtime.RuntimeServiceServer.
 func (s *Service) RuntimeConfig(context.Context, *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
 	driver := runtime.CgroupDriver_CGROUPFS
-	if s.opts.CgroupDriver == CgroupDriverSystemd {
+	if s.opts.CgroupDriver == cgroups.Systemd {
 		driver = runtime.CgroupDriver_SYSTEMD
 	}
 	return &runtime.RuntimeConfigResponse{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/criserver/criserver/cgroups"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -49,9 +50,9 @@ func TestStatusReportsNetworkReadiness(t *testing.T) {
 }
 
 func TestRuntimeConfigCgroupDriver(t *testing.T) {
-	for driver, want := range map[CgroupDriver]runtime.CgroupDriver{
-		CgroupDriverCgroupfs: runtime.CgroupDriver_CGROUPFS,
-		CgroupDriverSystemd:  runtime.CgroupDriver_SYSTEMD,
+	for driver, want := range map[cgroups.Driver]runtime.CgroupDriver{
+		cgroups.Cgroupfs: runtime.CgroupDriver_CGROUPFS,
+		cgroups.Systemd:  runtime.CgroupDriver_SYSTEMD,
 	} {
 		s := New(Options{CgroupDriver: driver, Network: fakeNetwork{}})
 		resp, err := s.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})

@@ -10,6 +10,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
@@ -19,15 +20,6 @@ import (
 // RuntimeName is reported by Version.
 const RuntimeName = "criserver"
 
-// CgroupDriver names how pod and container cgroups are created.
-type CgroupDriver string
-
-// The cgroup drivers, named as the kubelet's --cgroup-driver names them.
-const (
-	CgroupDriverCgroupfs CgroupDriver = "cgroupfs"
-	CgroupDriverSystemd  CgroupDriver = "systemd"
-)
-
 // NetworkStatus reports whether pod networking can be set up now.
 type NetworkStatus interface {
 	Ready() error
@@ -36,7 +28,7 @@ type NetworkStatus interface {
 // Options wires the service to the packages that do the work.
 type Options struct {
 	Version      string
-	CgroupDriver CgroupDriver
+	CgroupDriver cgroups.Driver
 	Network      NetworkStatus
 	// Sandboxes runs the pod sandboxes and indexes them.
 	Sandboxes *sandbox.Manager

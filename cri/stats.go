@@ -14,7 +14,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
-	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/sandbox"
 )
 
@@ -38,7 +38,7 @@ type statsCache struct {
 }
 
 type cgroupSample struct {
-	cur       *oci.CgroupStats
+	cur       *cgroups.Stats
 	nanoCores uint64
 	hasRate   bool
 }
@@ -82,7 +82,7 @@ func (sc *statsCache) read(id, cgroupsPath string) (cgroupSample, error) {
 	sc.mu.Lock()
 	prev := sc.samples[id]
 	sc.mu.Unlock()
-	cur, err := oci.ReadCgroupStats(cgroupsPath)
+	cur, err := cgroups.ReadStats(cgroupsPath)
 	if err != nil {
 		return cgroupSample{}, err
 	}

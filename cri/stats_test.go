@@ -4,14 +4,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/cgroups"
 )
 
 func TestStatsCacheRateAndPruning(t *testing.T) {
 	sc := newStatsCache()
 	now := time.Now()
-	sc.samples["a"] = &cgroupSample{cur: &oci.CgroupStats{Timestamp: now.Add(-time.Second), CPUUsageNanos: 1000}}
-	sc.samples["gone"] = &cgroupSample{cur: &oci.CgroupStats{Timestamp: now}}
+	sc.samples["a"] = &cgroupSample{cur: &cgroups.Stats{Timestamp: now.Add(-time.Second), CPUUsageNanos: 1000}}
+	sc.samples["gone"] = &cgroupSample{cur: &cgroups.Stats{Timestamp: now}}
 	got, err := sc.get("a", "/")
 	if err != nil {
 		t.Fatal(err)

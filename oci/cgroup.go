@@ -1,63 +1,12 @@
 package oci
 
 import (
-	"fmt"
-	"path"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
-
-// Cgroup drivers.
-const (
-	CgroupDriverCgroupfs = "cgroupfs"
-	CgroupDriverSystemd  = "systemd"
-)
-
-// Default cgroup parents for pods that name none.
-const (
-	DefaultCgroupfsParent = "/criserver"
-	DefaultSystemdParent  = "criserver.slice"
-)
-
-// systemdScopePrefix names the scopes of our containers: runc turns
-// "<slice>:criserver:<id>" into criserver-<id>.scope under the slice.
-const systemdScopePrefix = "criserver"
-
-// CgroupsPath builds the OCI linux.cgroupsPath of a container (or pod
-// cgroup, with id the pod's) under parent:
-//   - cgroupfs: "<parent>/<id>", parent an absolute path;
-//   - systemd:  "<parent>:criserver:<id>", parent a slice name.
-//
-// An empty parent uses DefaultCgroupfsParent / DefaultSystemdParent.
-// A malformed parent or id wraps ErrInvalid.
-func CgroupsPath(driver, parent, id string) (string, error) {
-	if id == "" || strings.ContainsAny(id, "/:\x00") || id == "." || id == ".." {
-		return "", invalidf("cgroup name %q is not a valid path element", id)
-	}
-	switch driver {
-	case CgroupDriverCgroupfs, "":
-		if parent == "" {
-			parent = DefaultCgroupfsParent
-		}
-		if !path.IsAbs(parent) || hasDotDot(parent) || strings.ContainsRune(parent, 0) {
-			return "", invalidf("cgroupfs cgroup parent %q must be an absolute path without '..'", parent)
-		}
-		return path.Join(parent, id), nil
-	case CgroupDriverSystemd:
-		if parent == "" {
-			parent = DefaultSystemdParent
-		}
-		if !strings.HasSuffix(parent, ".slice") || strings.ContainsAny(parent, "/:\x00") || parent == ".slice" {
-			return "", invalidf("systemd cgroup parent %q must be a slice name like kubepods-pod1.slice", parent)
-		}
-		return parent + ":" + systemdScopePrefix + ":" + id, nil
-	default:
-		return "", fmt.Errorf("unknown cgroup driver %q", driver)
-	}
-}
 
 // setResources maps the CRI resources onto the spec. oom_score_adj below
 // what this daemon may set is clamped (and logged) rather than failed.

@@ -4,38 +4,10 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/criserver/criserver/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
-
-func TestCgroupsPath(t *testing.T) {
-	tests := []struct {
-		driver, parent, id string
-		want               string
-		wantErr            bool
-	}{
-		{"cgroupfs", "/kubepods/burstable/pod1", "c1", "/kubepods/burstable/pod1/c1", false},
-		{"", "/kubepods/pod1/", "c1", "/kubepods/pod1/c1", false},
-		{"cgroupfs", "", "c1", "/criserver/c1", false},
-		{"cgroupfs", "kubepods", "c1", "", true},
-		{"cgroupfs", "/kubepods/../etc", "c1", "", true},
-		{"cgroupfs", "/kubepods", "a/b", "", true},
-		{"cgroupfs", "/kubepods", "..", "", true},
-		{"cgroupfs", "/kubepods", "", "", true},
-		{"systemd", "kubepods-burstable-pod1.slice", "c1", "kubepods-burstable-pod1.slice:criserver:c1", false},
-		{"systemd", "", "c1", "criserver.slice:criserver:c1", false},
-		{"systemd", "/kubepods/pod1", "c1", "", true},
-		{"systemd", "kubepods", "c1", "", true},
-		{"systemd", "a.slice", "x:y", "", true},
-		{"docker", "/x", "c1", "", true},
-	}
-	for _, tc := range tests {
-		got, err := CgroupsPath(tc.driver, tc.parent, tc.id)
-		if (err != nil) != tc.wantErr || got != tc.want {
-			t.Errorf("CgroupsPath(%q, %q, %q) = %q, %v; want %q (err %v)", tc.driver, tc.parent, tc.id, got, err, tc.want, tc.wantErr)
-		}
-	}
-}
 
 func TestResources(t *testing.T) {
 	u64 := func(v uint64) *uint64 { return &v }
@@ -126,7 +98,7 @@ func TestResources(t *testing.T) {
 
 func TestGenerateSpecSystemdCgroup(t *testing.T) {
 	in := testInput(t)
-	in.CgroupDriver = CgroupDriverSystemd
+	in.CgroupDriver = cgroups.Systemd
 	in.Sandbox.CgroupParent = "kubepods-pod1.slice"
 	if got := mustGenerate(t, in).Spec.Linux.CgroupsPath; got != "kubepods-pod1.slice:criserver:c1" {
 		t.Fatalf("cgroupsPath = %q", got)

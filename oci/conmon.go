@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/criserver/criserver/atomicfile"
+	"github.com/criserver/criserver/cgroups"
 )
 
 // createTimeout bounds `runtime create` under conmon when the caller's
@@ -115,7 +116,7 @@ func (r *Runtime) conmonArgs(o CreateOptions, runtimePath, runtimeRoot string) [
 	if r.cfg.LogSizeMax > 0 {
 		args = append(args, "--log-size-max", fmt.Sprint(r.cfg.LogSizeMax))
 	}
-	if r.cgroupDriver == CgroupDriverSystemd {
+	if r.cgroupDriver == cgroups.Systemd {
 		args = append(args, "--systemd-cgroup")
 	}
 	if o.Terminal {

@@ -16,6 +16,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/fault"
 )
 
@@ -35,7 +36,7 @@ const maxSocketPath = 107
 type Runtime struct {
 	cfg          Config
 	stateDir     string
-	cgroupDriver string
+	cgroupDriver cgroups.Driver
 	// conmon is the resolved conmon binary; conmonErr says why it is
 	// missing (reported by Create rather than at start-up, so a node
 	// without conmon still answers image and pod calls).
@@ -48,7 +49,7 @@ type Runtime struct {
 
 // NewRuntime prepares the state directories. cfg must be validated and
 // have its derived fields filled (Config.FillDerived).
-func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
+func NewRuntime(cfg Config, stateDir string, cgroupDriver cgroups.Driver) (*Runtime, error) {
 	if !filepath.IsAbs(stateDir) {
 		return nil, fmt.Errorf("runtime state dir %q is not absolute", stateDir)
 	}
@@ -69,7 +70,7 @@ func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
 // warnHybridCgroups tells the operator, at start rather than at each
 // CreateContainer, that crun handlers cannot run containers on this host.
 func (r *Runtime) warnHybridCgroups() {
-	held := HybridUnifiedControllers(cgroupRoot)
+	held := cgroups.HybridUnifiedControllers(cgroups.Root)
 	if len(held) == 0 {
 		return
 	}

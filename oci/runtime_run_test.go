@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/criserver/criserver/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -33,7 +34,7 @@ func testRuntime(t *testing.T) *Runtime {
 	state := t.TempDir()
 	cfg := DefaultConfig()
 	cfg.FillDerived(state)
-	r, err := NewRuntime(cfg, state, CgroupDriverCgroupfs)
+	r, err := NewRuntime(cfg, state, cgroups.Cgroupfs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestRuntimeReopenLogAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	st, err := ReadCgroupStats(cg)
+	st, err := cgroups.ReadStats(cg)
 	if err != nil {
 		t.Fatal(err)
 	}

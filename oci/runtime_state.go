@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/criserver/criserver/cgroups"
 )
 
 // ExitStatus is how a container ended, from conmon's exit file.
@@ -56,60 +57,7 @@ func (r *Runtime) oomKilled(id, cgroupsPath string) bool {
 	if cgroupsPath == "" {
 		return false
 	}
-	rel := CgroupRelPath(cgroupsPath)
-	// cgroup v1 memory controller: "oom_kill N" in memory.oom_control.
-	if n, ok := readKeyedCounter(filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control"), "oom_kill"); ok && n > 0 {
-		return true
-	}
-	// cgroup v2 (unified-only hosts): "oom_kill N" in memory.events.
-	if n, ok := readKeyedCounter(filepath.Join("/sys/fs/cgroup", rel, "memory.events"), "oom_kill"); ok && n > 0 {
-		return true
-	}
-	return false
-}
-
-// readKeyedCounter reads one key of a "key value" file.
-func readKeyedCounter(file, key string) (uint64, bool) {
-	m, err := readKeyed(file)
-	if err != nil {
-		return 0, false
-	}
-	n, ok := m[key]
-	return n, ok
-}
-
-// CgroupRelPath turns an OCI cgroupsPath into the cgroup's path below a
-// hierarchy's mount point: cgroupfs paths are used as they are; systemd
-// "slice:prefix:name" becomes the nested slices and "<prefix>-<name>.scope",
-// and a bare slice name (a pod's cgroup) its nested slices.
-func CgroupRelPath(cgroupsPath string) string {
-	parts := strings.Split(cgroupsPath, ":")
-	if len(parts) != 3 {
-		if strings.HasSuffix(cgroupsPath, ".slice") && !strings.Contains(cgroupsPath, "/") {
-			return expandSlice(cgroupsPath) // a pod's slice
-		}
-		return path.Clean("/" + cgroupsPath)
-	}
-	return path.Join(expandSlice(parts[0]), parts[1]+"-"+parts[2]+".scope")
-}
-
-// expandSlice turns "a-b-c.slice" into "/a.slice/a-b.slice/a-b-c.slice",
-// the way systemd nests slices.
-func expandSlice(slice string) string {
-	name := strings.TrimSuffix(slice, ".slice")
-	if name == "" || name == "-" {
-		return "/"
-	}
-	var b strings.Builder
-	prefix := ""
-	for _, comp := range strings.Split(name, "-") {
-		if prefix != "" {
-			prefix += "-"
-		}
-		prefix += comp
-		b.WriteString("/" + prefix + ".slice")
-	}
-	return b.String()
+	return cgroups.OOMKills(cgroupsPath) > 0
 }
 
 // Status is the runtime's view of a container ("created", "running",

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/criserver/criserver/cgroups"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -64,8 +65,8 @@ type SpecInput struct {
 	// ImageRootfs is the container's mounted rootfs; its /etc/passwd and
 	// /etc/group resolve users and groups.
 	ImageRootfs string
-	// CgroupDriver is "cgroupfs" (default) or "systemd".
-	CgroupDriver string
+	// CgroupDriver names the container's cgroup; "" is cgroupfs.
+	CgroupDriver cgroups.Driver
 	// ImageVolumes is one of ImageVolumes* ("" = mkdir); VolumeDir is the
 	// per-container host directory used by the bind policy.
 	ImageVolumes string
@@ -164,7 +165,10 @@ func GenerateSpec(in SpecInput) (*Result, error) {
 	if err := setResources(s, in.Config.GetLinux().GetResources(), host); err != nil {
 		return nil, err
 	}
-	if s.Linux.CgroupsPath, err = CgroupsPath(in.CgroupDriver, in.Sandbox.CgroupParent, in.ContainerID); err != nil {
+	if s.Linux.CgroupsPath, err = in.CgroupDriver.Path(in.Sandbox.CgroupParent, in.ContainerID); err != nil {
+		if errors.Is(err, cgroups.ErrInvalid) {
+			err = fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
 		return nil, err
 	}
 	if len(in.Sandbox.Sysctls) > 0 {

@@ -6,6 +6,7 @@ import (
 	"path"
 	"testing"
 
+	"github.com/criserver/criserver/cgroups"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -82,7 +83,7 @@ func FuzzGenerateSpec(f *testing.F) {
 			ContainerID: "c1", Config: cfg, Image: img, ImageRootfs: root,
 			Sandbox: SandboxInfo{ID: "p", Hostname: "h", NetNSPath: "/run/netns/p", IPCNSPath: "/run/ipc/p",
 				HostNetwork: hostNet, HostIPC: mode&1 != 0, HostPID: mode&2 != 0, CgroupParent: parent},
-			CgroupDriver:      []string{CgroupDriverCgroupfs, CgroupDriverSystemd}[mode>>2&1],
+			CgroupDriver:      []cgroups.Driver{cgroups.Cgroupfs, cgroups.Systemd}[mode>>2&1],
 			ImageVolumes:      []string{ImageVolumesMkdir, ImageVolumesBind, ImageVolumesIgnore, ""}[mode>>3&3],
 			VolumeDir:         volDir,
 			RecursiveReadOnly: mode&32 != 0,

@@ -2,9 +2,10 @@ package oci
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/criserver/criserver/cgroups"
 )
 
 // HostInfo holds the host facts spec generation depends on. DetectHost
@@ -18,14 +19,8 @@ type HostInfo struct {
 	// are the loaded profile names.
 	AppArmor         bool
 	AppArmorProfiles map[string]bool
-	// CgroupV2 tells that the host runs the unified hierarchy only; then
-	// containers get a private cgroup namespace.
-	CgroupV2 bool
-	// Hugetlb tells that the runtime can set hugetlb limits: the
-	// controller is mounted on cgroup v1, or enabled on a v2-only host.
-	// Hybrid hosts like this one keep it on cgroup2 alone, where runc
-	// (using v1) fails every container given a hugepage limit.
-	Hugetlb bool
+	// CgroupV2 and Hugetlb are cgroups.Host's UnifiedOnly and Hugetlb.
+	CgroupV2, Hugetlb bool
 	// MountInfoPath is the mount table used to check mount propagation of
 	// mount sources ("" = /proc/self/mountinfo).
 	MountInfoPath string
@@ -59,12 +54,8 @@ func DetectHost() HostInfo {
 			}
 		}
 	}
-	if b, err := os.ReadFile("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		h.CgroupV2 = true
-		h.Hugetlb = strings.Contains(" "+strings.TrimSpace(string(b))+" ", " hugetlb ")
-	} else if st, err := os.Stat("/sys/fs/cgroup/hugetlb"); err == nil && st.IsDir() {
-		h.Hugetlb = true
-	}
+	cg := cgroups.DetectHost(cgroups.Root)
+	h.CgroupV2, h.Hugetlb = cg.UnifiedOnly, cg.Hugetlb
 	return h
 }
 
@@ -81,19 +72,4 @@ func loadedAppArmorProfiles(path string) map[string]bool {
 		}
 	}
 	return out
-}
-
-// HybridUnifiedControllers lists the controllers that the cgroup2
-// hierarchy of a hybrid host holds (under root, normally /sys/fs/cgroup);
-// nil on a v1-only or v2-only host. crun refuses a hybrid host where this
-// is not empty, and runc, which drives v1 there, cannot set their limits.
-func HybridUnifiedControllers(root string) []string {
-	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err == nil {
-		return nil // unified only
-	}
-	b, err := os.ReadFile(filepath.Join(root, "unified", "cgroup.controllers"))
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b))
 }

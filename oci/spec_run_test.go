@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/criserver/criserver/cgroups"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -146,7 +147,7 @@ func runInput(t *testing.T) (SpecInput, string) {
 		},
 		Image:        ocispec.Image{Config: ocispec.ImageConfig{Env: []string{"FROM_IMAGE=1"}}},
 		ImageRootfs:  rootfs,
-		CgroupDriver: CgroupDriverCgroupfs,
+		CgroupDriver: cgroups.Cgroupfs,
 	}, id
 }
 

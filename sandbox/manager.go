@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/oci"
 )
@@ -29,8 +30,8 @@ type Options struct {
 	// the pod files and shm mount (<state>/pods/<id>/{hostname,resolv.conf,
 	// hosts,shm}): they are made again for a new pod after a reboot.
 	State string
-	// CgroupDriver is oci.CgroupDriverCgroupfs or oci.CgroupDriverSystemd.
-	CgroupDriver string
+	// CgroupDriver is cgroups.Cgroupfs or cgroups.Systemd.
+	CgroupDriver cgroups.Driver
 	Network      Network
 	// HasHandler tells whether a runtime handler is configured.
 	HasHandler func(name string) bool
@@ -73,7 +74,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		opts.HostHosts = "/etc/hosts"
 	}
 	if opts.CgroupDriver == "" {
-		opts.CgroupDriver = oci.CgroupDriverCgroupfs
+		opts.CgroupDriver = cgroups.Cgroupfs
 	}
 	if opts.InfraBinary == "" {
 		opts.InfraBinary = defaultInfraBinary()

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
-	"github.com/criserver/criserver/oci"
 )
 
 // fakeNetwork records calls and fails ADD when told to.
@@ -66,7 +66,7 @@ func TestRunFailureLeavesNothing(t *testing.T) {
 			t.Errorf("%s holds %d entries after a failed run", dir, len(ents))
 		}
 	}
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "memory", cgParent)); err == nil {
+	if _, err := os.Stat(filepath.Join(cgroups.Root, "memory", cgParent)); err == nil {
 		t.Errorf("pod cgroup %s remains after a failed run", cgParent)
 	}
 	if len(m.List()) != 0 {
@@ -131,7 +131,7 @@ func TestInfraIgnoresTermAndIsInPodCgroup(t *testing.T) {
 	if !infraAlive(sb.InfraPID, sb.ID) {
 		t.Fatalf("infra process died of SIGTERM/SIGINT")
 	}
-	procs, _ := os.ReadFile(filepath.Join(cgroupRoot, "memory", cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), "cgroup.procs"))
+	procs, _ := os.ReadFile(filepath.Join(cgroups.Root, "memory", cgroups.RelPath(sb.CgroupParent), "cgroup.procs"))
 	if !strings.Contains(string(procs), itoa(sb.InfraPID)) {
 		t.Errorf("infra %d not in pod cgroup: %q", sb.InfraPID, procs)
 	}
@@ -183,7 +183,7 @@ func TestStopWithNetNSGone(t *testing.T) {
 func TestPodResourcesAndSystemdParent(t *testing.T) {
 	requireRoot(t)
 	root := t.TempDir()
-	m, err := New(context.Background(), Options{Root: filepath.Join(root, "r"), State: filepath.Join(root, "s"), Network: &fakeNetwork{}, CgroupDriver: oci.CgroupDriverSystemd})
+	m, err := New(context.Background(), Options{Root: filepath.Join(root, "r"), State: filepath.Join(root, "s"), Network: &fakeNetwork{}, CgroupDriver: cgroups.Systemd})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +194,14 @@ func TestPodResourcesAndSystemdParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cgroupRoot, "memory", cgroupFSPath(oci.CgroupDriverSystemd, sb.CgroupParent))
-	if !strings.HasPrefix(dir, filepath.Join(cgroupRoot, "memory", "critest.slice", "critest-pod")) {
+	dir := filepath.Join(cgroups.Root, "memory", cgroups.RelPath(sb.CgroupParent))
+	if !strings.HasPrefix(dir, filepath.Join(cgroups.Root, "memory", "critest.slice", "critest-pod")) {
 		t.Errorf("systemd pod cgroup at %s", dir)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "memory.limit_in_bytes")); strings.TrimSpace(string(b)) != itoa(256<<20) {
 		t.Errorf("pod memory limit = %q", b)
 	}
-	if b, _ := os.ReadFile(filepath.Join(cgroupRoot, "cpu", cgroupFSPath(oci.CgroupDriverSystemd, sb.CgroupParent), "cpu.shares")); strings.TrimSpace(string(b)) != "512" {
+	if b, _ := os.ReadFile(filepath.Join(cgroups.Root, "cpu", cgroups.RelPath(sb.CgroupParent), "cpu.shares")); strings.TrimSpace(string(b)) != "512" {
 		t.Errorf("pod cpu shares = %q", b)
 	}
 	if err := m.Remove(context.Background(), sb.ID); err != nil {
@@ -211,7 +211,7 @@ func TestPodResourcesAndSystemdParent(t *testing.T) {
 		t.Errorf("pod cgroup %s remains", dir)
 	}
 	// The parent slice was made on the way; it is the test's to remove.
-	if err := deleteCgroup("/critest.slice"); err != nil {
+	if err := cgroups.Delete("/critest.slice"); err != nil {
 		t.Error(err)
 	}
 }
@@ -230,7 +230,7 @@ func TestUpdateResources(t *testing.T) {
 	if err := m.UpdateResources(context.Background(), sb.ID, nil, res); err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(cgroupRoot, "memory", cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent))
+	dir := filepath.Join(cgroups.Root, "memory", cgroups.RelPath(sb.CgroupParent))
 	if b, _ := os.ReadFile(filepath.Join(dir, "memory.limit_in_bytes")); strings.TrimSpace(string(b)) != itoa(128<<20) {
 		t.Errorf("pod memory limit after update = %q", b)
 	}

@@ -15,6 +15,7 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 )
 
@@ -189,7 +190,7 @@ func checkReachable(t *testing.T, sb *Sandbox) {
 func assertGone(t *testing.T, m *Manager, sb *Sandbox) {
 	t.Helper()
 	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath, sb.ShmPath, m.podDir(sb.ID),
-		filepath.Join(cgroupRoot, "memory", cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent))} {
+		filepath.Join(cgroups.Root, "memory", cgroups.RelPath(sb.CgroupParent))} {
 		if p == "" {
 			continue
 		}

@@ -4,9 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/criserver/criserver/cgroups"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/criserver/criserver/oci"
 )
 
 // TestFillInterrupted: the record of a pod whose creation a crash cut
@@ -14,7 +13,7 @@ import (
 // have made, and leaves alone what is not the daemon's.
 func TestFillInterrupted(t *testing.T) {
 	state := t.TempDir()
-	m := &Manager{opts: Options{State: state, CgroupDriver: oci.CgroupDriverCgroupfs}}
+	m := &Manager{opts: Options{State: state, CgroupDriver: cgroups.Cgroupfs}}
 	const id = "0123abcd"
 	tests := []struct {
 		name                string

@@ -12,6 +12,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/fault"
 )
@@ -153,11 +154,11 @@ func (m *Manager) setupCgroup(_ context.Context, sb *Sandbox) error {
 	if err != nil {
 		return err
 	}
-	fsPath := cgroupFSPath(m.opts.CgroupDriver, cg)
-	created := !cgroupExists(fsPath)
+	fsPath := cgroups.RelPath(cg)
+	created := !cgroups.Exists(fsPath)
 	if err := createCgroup(fsPath, sb.Config.GetLinux().GetResources()); err != nil {
 		if created {
-			err = errors.Join(err, deleteCgroup(fsPath))
+			err = errors.Join(err, cgroups.Delete(fsPath))
 		}
 		return err
 	}
@@ -291,7 +292,7 @@ func (m *Manager) setupInfra(_ context.Context, sb *Sandbox) error {
 	}
 	sb.InfraPID = pid
 	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
-	if err := addToCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), pid); err != nil {
+	if err := cgroups.AddProc(cgroups.RelPath(sb.CgroupParent), pid); err != nil {
 		return fmt.Errorf("move infra process into the pod cgroup: %w", err)
 	}
 	return nil

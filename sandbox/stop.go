@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/fault"
 )
 
@@ -113,7 +114,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox, force bool) error {
 		errs = append(errs, fmt.Errorf("remove pod state dir: %w", err))
 	}
 	if sb.CgroupCreated {
-		if err := deleteCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent)); err != nil {
+		if err := cgroups.Delete(cgroups.RelPath(sb.CgroupParent)); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -3,21 +3,8 @@ package sandbox
 import (
 	"testing"
 
-	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/cgroups"
 )
-
-func TestCgroupFSPath(t *testing.T) {
-	for _, tc := range []struct{ driver, in, want string }{
-		{oci.CgroupDriverCgroupfs, "/kubepods/burstable/pod1", "/kubepods/burstable/pod1"},
-		{oci.CgroupDriverSystemd, "kubepods-burstable-pod1.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice"},
-		{oci.CgroupDriverSystemd, "criserver.slice", "/criserver.slice"},
-		{oci.CgroupDriverSystemd, "-.slice", "/"},
-	} {
-		if got := cgroupFSPath(tc.driver, tc.in); got != tc.want {
-			t.Errorf("cgroupFSPath(%s, %q) = %q, want %q", tc.driver, tc.in, got, tc.want)
-		}
-	}
-}
 
 func TestValidateSysctls(t *testing.T) {
 	for _, tc := range []struct {
@@ -50,13 +37,13 @@ func TestValidateSysctls(t *testing.T) {
 }
 
 func TestPodCgroup(t *testing.T) {
-	if got, _ := podCgroup(oci.CgroupDriverCgroupfs, "", "abc"); got != "/criserver/podabc" {
+	if got, _ := podCgroup(cgroups.Cgroupfs, "", "abc"); got != "/criserver/podabc" {
 		t.Errorf("default cgroupfs pod cgroup = %s", got)
 	}
-	if got, _ := podCgroup(oci.CgroupDriverSystemd, "", "abc"); got != "criserver-podabc.slice" {
+	if got, _ := podCgroup(cgroups.Systemd, "", "abc"); got != "criserver-podabc.slice" {
 		t.Errorf("default systemd pod cgroup = %s", got)
 	}
-	if _, err := podCgroup(oci.CgroupDriverSystemd, "/not/a/slice", "abc"); err == nil {
+	if _, err := podCgroup(cgroups.Systemd, "/not/a/slice", "abc"); err == nil {
 		t.Errorf("a path is accepted as a systemd slice")
 	}
 }

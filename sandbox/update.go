@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/criserver/criserver/cgroups"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -20,7 +21,7 @@ func (m *Manager) UpdateResources(_ context.Context, id string, overhead, res *r
 		return err
 	}
 	if res != nil {
-		if err := createCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), res); err != nil {
+		if err := createCgroup(cgroups.RelPath(sb.CgroupParent), res); err != nil {
 			return fmt.Errorf("update pod %s resources: %w", id, err)
 		}
 	}

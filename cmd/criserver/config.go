@@ -12,8 +12,8 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
-	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
@@ -50,7 +50,7 @@ func defaultConfig() Config {
 		Root:            "/var/lib/criserver",
 		State:           "/run/criserver",
 		Listen:          "/run/criserver/criserver.sock",
-		CgroupDriver:    string(cri.CgroupDriverCgroupfs),
+		CgroupDriver:    string(cgroups.Cgroupfs),
 		ShutdownTimeout: 10 * time.Second,
 		CNI:             cni.DefaultConfig(),
 		Image:           imagestore.DefaultConfig(),
@@ -67,10 +67,8 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s: %q is not an absolute path", key, p)
 		}
 	}
-	switch cri.CgroupDriver(c.CgroupDriver) {
-	case cri.CgroupDriverCgroupfs, cri.CgroupDriverSystemd:
-	default:
-		return fmt.Errorf("cgroup_driver: %q is neither %q nor %q", c.CgroupDriver, cri.CgroupDriverCgroupfs, cri.CgroupDriverSystemd)
+	if _, err := cgroups.ParseDriver(c.CgroupDriver); err != nil {
+		return fmt.Errorf("cgroup_driver: %w", err)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown_timeout: %v must be positive", c.ShutdownTimeout)

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
@@ -17,6 +18,7 @@ import (
 // newService builds the packages that do the work and the CRI service over
 // them. The returned func releases what they hold.
 func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
+	driver := cgroups.Driver(cfg.CgroupDriver) // validated with the config
 	network, err := cni.NewManager(cfg.CNI)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up CNI: %w", err)
@@ -24,7 +26,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	sandboxes, err := sandbox.New(ctx, sandbox.Options{
 		Root:         cfg.Root,
 		State:        cfg.State,
-		CgroupDriver: cfg.CgroupDriver,
+		CgroupDriver: driver,
 		Network:      network,
 		HasHandler:   cfg.Runtime.HasHandler,
 		ShmSize:      cfg.Sandbox.ShmSize,
@@ -37,7 +39,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load image store: %w", err)
 	}
-	rt, err := oci.NewRuntime(cfg.Runtime, cfg.State, cfg.CgroupDriver)
+	rt, err := oci.NewRuntime(cfg.Runtime, cfg.State, driver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
 	}
@@ -50,7 +52,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	}
 	svc := cri.New(cri.Options{
 		Version:      version,
-		CgroupDriver: cri.CgroupDriver(cfg.CgroupDriver),
+		CgroupDriver: driver,
 		Network:      network,
 		Sandboxes:    sandboxes,
 		Images:       images,

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
@@ -141,7 +142,7 @@ func unmountUnder(dir string) []string {
 // first. runc creates the pod level of the tree and leaves it behind.
 func removeCgroups(parent string) []string {
 	var found []string
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots, _ := filepath.Glob(filepath.Join(cgroups.Root, "*"))
 	for _, root := range roots {
 		top := filepath.Join(root, parent)
 		if _, err := os.Stat(top); err != nil {

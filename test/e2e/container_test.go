@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
@@ -667,7 +667,7 @@ func TestContainerRuntimeHandlers(t *testing.T) {
 	e := newCtrEnv(t)
 	for _, handler := range []string{"runc", "crun"} {
 		t.Run(handler, func(t *testing.T) {
-			if held := oci.HybridUnifiedControllers("/sys/fs/cgroup"); handler == "crun" && len(held) > 0 {
+			if held := cgroups.HybridUnifiedControllers("/sys/fs/cgroup"); handler == "crun" && len(held) > 0 {
 				framework.Unsupported(t, "crun refuses hybrid cgroup hosts whose cgroup2 hierarchy holds controllers (%v here); hack/hybrid-cgroups.sh mounts them as v1", held)
 			}
 			e.checkHandlerResources(t, handler)

@@ -1,8 +1,6 @@
-package oci
+package cgroups
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -22,17 +20,31 @@ func TestHybridUnifiedControllers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			root := t.TempDir()
-			for p, content := range tt.files {
-				path := filepath.Join(root, p)
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			writeFiles(t, root, tt.files)
 			if got := HybridUnifiedControllers(root); !slices.Equal(got, tt.want) {
 				t.Errorf("HybridUnifiedControllers = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDetectHost(t *testing.T) {
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  Host
+	}{
+		{"v1 with hugetlb", map[string]string{"memory/tasks": "", "hugetlb/tasks": ""}, Host{Hugetlb: true}},
+		{"hybrid, hugetlb on cgroup2 only", map[string]string{"memory/tasks": "", "unified/cgroup.controllers": "hugetlb\n"}, Host{}},
+		{"v2 with hugetlb", map[string]string{"cgroup.controllers": "cpu memory hugetlb\n"}, Host{UnifiedOnly: true, Hugetlb: true}},
+		{"v2 without hugetlb", map[string]string{"cgroup.controllers": "cpu memory\n"}, Host{UnifiedOnly: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			writeFiles(t, root, tt.files)
+			if got := DetectHost(root); got != tt.want {
+				t.Errorf("DetectHost = %+v, want %+v", got, tt.want)
 			}
 		})
 	}

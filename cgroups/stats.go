@@ -1,4 +1,4 @@
-package oci
+package cgroups
 
 import (
 	"fmt"
@@ -7,15 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/containerd/cgroups/v3"
 )
 
-// cgroupRoot is where the hierarchies are mounted.
-const cgroupRoot = "/sys/fs/cgroup"
-
-// CgroupStats is the resource usage of one cgroup (a container's or a pod's).
-type CgroupStats struct {
+// Stats is the resource usage of one cgroup (a container's or a pod's).
+type Stats struct {
 	Timestamp time.Time
 	// CPUUsageNanos is the cumulative CPU time of every task.
 	CPUUsageNanos uint64
@@ -28,7 +23,7 @@ type CgroupStats struct {
 	Pids uint64
 }
 
-// ReadCgroupStats reads the usage of the cgroup at an OCI cgroupsPath
+// ReadStats reads the usage of the cgroup at an OCI cgroupsPath
 // (cgroupfs path or systemd "slice:prefix:name"). Runtimes use cgroup v1
 // on hybrid hosts, so only a unified-only host is read as v2.
 //
@@ -36,14 +31,14 @@ type CgroupStats struct {
 // the background refresher samples every container and pod, and a full
 // cgroup Stat opens about 25 files per cgroup, which with 500 containers
 // took over half a CPU-second per round.
-func ReadCgroupStats(cgroupsPath string) (*CgroupStats, error) {
-	rel := CgroupRelPath(cgroupsPath)
-	var st *CgroupStats
+func ReadStats(cgroupsPath string) (*Stats, error) {
+	rel := RelPath(cgroupsPath)
+	var st *Stats
 	var err error
-	if cgroups.Mode() == cgroups.Unified {
-		st, err = readCgroup2Stats(filepath.Join(cgroupRoot, rel))
+	if unifiedOnly() {
+		st, err = readCgroup2Stats(filepath.Join(Root, rel))
 	} else {
-		st, err = readCgroup1Stats(cgroupRoot, rel)
+		st, err = readCgroup1Stats(Root, rel)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cgroup %s: %w", rel, err)
@@ -52,8 +47,8 @@ func ReadCgroupStats(cgroupsPath string) (*CgroupStats, error) {
 }
 
 // readCgroup1Stats reads the cgroup rel of the v1 hierarchies under root.
-func readCgroup1Stats(root, rel string) (*CgroupStats, error) {
-	st := &CgroupStats{Timestamp: time.Now()}
+func readCgroup1Stats(root, rel string) (*Stats, error) {
+	st := &Stats{Timestamp: time.Now()}
 	cpu, err := readUint(filepath.Join(root, "cpuacct", rel, "cpuacct.usage"))
 	if err != nil {
 		return nil, err
@@ -74,8 +69,8 @@ func readCgroup1Stats(root, rel string) (*CgroupStats, error) {
 	return st, nil
 }
 
-func readCgroup2Stats(dir string) (*CgroupStats, error) {
-	st := &CgroupStats{Timestamp: time.Now()}
+func readCgroup2Stats(dir string) (*Stats, error) {
+	st := &Stats{Timestamp: time.Now()}
 	cpu, err := readKeyed(filepath.Join(dir, "cpu.stat"))
 	if err != nil {
 		return nil, err
@@ -93,6 +88,22 @@ func readCgroup2Stats(dir string) (*CgroupStats, error) {
 	st.PageFaults, st.MajorPageFaults = stat["pgfault"], stat["pgmajfault"]
 	st.Pids = readPids(dir)
 	return st, nil
+}
+
+// OOMKills is how many tasks the kernel's OOM killer has killed in the
+// cgroup at an OCI cgroupsPath: "oom_kill" of memory.oom_control (v1) or
+// memory.events (v2). A missing cgroup counts 0.
+func OOMKills(cgroupsPath string) uint64 {
+	rel := RelPath(cgroupsPath)
+	file := filepath.Join(Root, "memory", rel, "memory.oom_control")
+	if unifiedOnly() {
+		file = filepath.Join(Root, rel, "memory.events")
+	}
+	m, err := readKeyed(file)
+	if err != nil {
+		return 0
+	}
+	return m["oom_kill"]
 }
 
 // readPids is the pids controller's task count; 0 where the controller

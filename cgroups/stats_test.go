@@ -1,4 +1,4 @@
-package oci
+package cgroups
 
 import (
 	"os"
@@ -20,13 +20,13 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 	}
 }
 
-func TestReadCgroupStatsFiles(t *testing.T) {
-	want := CgroupStats{CPUUsageNanos: 5000, MemoryUsage: 1000, MemoryWorkingSet: 700, MemoryRSS: 400, PageFaults: 9, MajorPageFaults: 2, Pids: 3}
+func TestReadStatsFiles(t *testing.T) {
+	want := Stats{CPUUsageNanos: 5000, MemoryUsage: 1000, MemoryWorkingSet: 700, MemoryRSS: 400, PageFaults: 9, MajorPageFaults: 2, Pids: 3}
 	tests := []struct {
 		name    string
 		files   map[string]string
-		read    func(root string) (*CgroupStats, error)
-		want    CgroupStats
+		read    func(root string) (*Stats, error)
+		want    Stats
 		wantErr string
 	}{
 		{
@@ -37,7 +37,7 @@ func TestReadCgroupStatsFiles(t *testing.T) {
 				"memory/pod/c/memory.stat":           "cache 5\nrss 1\ntotal_rss 400\ntotal_inactive_file 300\ntotal_pgfault 9\ntotal_pgmajfault 2\n",
 				"pids/pod/c/pids.current":            "3\n",
 			},
-			read: func(root string) (*CgroupStats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
 			want: want,
 		},
 		{
@@ -47,13 +47,13 @@ func TestReadCgroupStatsFiles(t *testing.T) {
 				"memory/pod/c/memory.usage_in_bytes": "1000\n",
 				"memory/pod/c/memory.stat":           "total_rss 400\ntotal_inactive_file 300\ntotal_pgfault 9\ntotal_pgmajfault 2\n",
 			},
-			read: func(root string) (*CgroupStats, error) { return readCgroup1Stats(root, "/pod/c") },
-			want: CgroupStats{CPUUsageNanos: 5000, MemoryUsage: 1000, MemoryWorkingSet: 700, MemoryRSS: 400, PageFaults: 9, MajorPageFaults: 2},
+			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
+			want: Stats{CPUUsageNanos: 5000, MemoryUsage: 1000, MemoryWorkingSet: 700, MemoryRSS: 400, PageFaults: 9, MajorPageFaults: 2},
 		},
 		{
 			name:    "v1 cgroup gone",
 			files:   map[string]string{},
-			read:    func(root string) (*CgroupStats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
 			wantErr: "no such file",
 		},
 		{
@@ -61,7 +61,7 @@ func TestReadCgroupStatsFiles(t *testing.T) {
 			files: map[string]string{
 				"cpuacct/pod/c/cpuacct.usage": "lots\n",
 			},
-			read:    func(root string) (*CgroupStats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
 			wantErr: "parse",
 		},
 		{
@@ -72,7 +72,7 @@ func TestReadCgroupStatsFiles(t *testing.T) {
 				"c/memory.stat":    "anon 400\nfile 500\ninactive_file 300\npgfault 9\npgmajfault 2\n",
 				"c/pids.current":   "3\n",
 			},
-			read: func(root string) (*CgroupStats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
+			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
 			want: want,
 		},
 		{
@@ -82,8 +82,8 @@ func TestReadCgroupStatsFiles(t *testing.T) {
 				"c/memory.current": "100\n",
 				"c/memory.stat":    "inactive_file 300\n",
 			},
-			read: func(root string) (*CgroupStats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
-			want: CgroupStats{CPUUsageNanos: 5000, MemoryUsage: 100},
+			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
+			want: Stats{CPUUsageNanos: 5000, MemoryUsage: 100},
 		},
 	}
 	for _, tc := range tests {
