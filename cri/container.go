@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -177,7 +175,7 @@ func newContainerStore() *containerStore {
 // get finds a container by full ID or unique ID prefix.
 func (st *containerStore) get(id string) (*containerRecord, error) {
 	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "container ID is empty")
+		return nil, fmt.Errorf("%w: container ID is empty", errInvalidArgument)
 	}
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -188,13 +186,13 @@ func (st *containerStore) get(id string) (*containerRecord, error) {
 	for cid, c := range st.byID {
 		if strings.HasPrefix(cid, id) {
 			if found != nil {
-				return nil, status.Errorf(codes.InvalidArgument, "container ID prefix %q is ambiguous", id)
+				return nil, fmt.Errorf("%w: container ID prefix %q is ambiguous", errInvalidArgument, id)
 			}
 			found = c
 		}
 	}
 	if found == nil {
-		return nil, status.Errorf(codes.NotFound, "container %q not found", id)
+		return nil, fmt.Errorf("container %q: %w", id, errNotFound)
 	}
 	return found, nil
 }

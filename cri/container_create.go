@@ -9,11 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -26,30 +23,6 @@ import (
 // createTimeout bounds one CreateContainer, whatever the caller's deadline.
 const createTimeout = 4 * time.Minute
 
-// containerError maps an error of the packages below onto its gRPC code;
-// errors that already carry a code keep it.
-func containerError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, oci.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, imagestore.ErrNotFound), errors.Is(err, sandbox.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, oci.ErrNotRunning):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.FromContextError(err).Err()
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return status.Error(codes.ResourceExhausted, "no space left for the container: "+err.Error())
-	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
 // CreateContainer implements runtime.RuntimeServiceServer.
 func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (*runtime.CreateContainerResponse, error) {
 	cfg := req.GetConfig()
@@ -58,10 +31,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	}
 	sb, err := s.opts.Sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	if sb.State != sandbox.StateReady {
-		return nil, status.Errorf(codes.FailedPrecondition, "pod sandbox %s is not ready", sb.ID)
+		return nil, fmt.Errorf("%w: pod sandbox %s is not ready", errFailedPrecondition, sb.ID)
 	}
 	key := nameKey(sb.ID, cfg.GetMetadata())
 	res, first := s.reserveName(key)
@@ -70,7 +43,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		select {
 		case <-res.done:
 		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
+			return nil, fmt.Errorf("wait for the first CreateContainer of %s: %w", key, ctx.Err())
 		}
 		if res.err != nil {
 			return nil, res.err
@@ -84,7 +57,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	c, err := s.createContainer(cctx, sb, cfg)
 	s.finishReservation(key, res, c, err)
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: c.ID}, nil
@@ -93,13 +66,13 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 func validateContainerConfig(podID string, cfg *runtime.ContainerConfig) error {
 	switch {
 	case podID == "":
-		return status.Error(codes.InvalidArgument, "pod sandbox ID is empty")
+		return fmt.Errorf("%w: pod sandbox ID is empty", errInvalidArgument)
 	case cfg == nil:
-		return status.Error(codes.InvalidArgument, "container config is nil")
+		return fmt.Errorf("%w: container config is nil", errInvalidArgument)
 	case cfg.GetMetadata() == nil || cfg.GetMetadata().GetName() == "":
-		return status.Error(codes.InvalidArgument, "container metadata name is empty")
+		return fmt.Errorf("%w: container metadata name is empty", errInvalidArgument)
 	case cfg.GetImage().GetImage() == "":
-		return status.Error(codes.InvalidArgument, "container image is empty")
+		return fmt.Errorf("%w: container image is empty", errInvalidArgument)
 	}
 	return nil
 }
@@ -122,7 +95,7 @@ func (s *Service) finishReservation(key string, r *nameReservation, c *container
 	st := s.containers
 	st.mu.Lock()
 	if err != nil {
-		r.err = containerError(err)
+		r.err = err
 		delete(st.byName, key)
 	} else {
 		r.id = c.ID
@@ -146,7 +119,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	img, err := s.opts.Images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		if errors.Is(err, imagestore.ErrNotFound) {
-			return nil, status.Errorf(codes.NotFound, "image %q not found", cfg.GetImage().GetImage())
+			return nil, fmt.Errorf("image %q: %w", cfg.GetImage().GetImage(), errNotFound)
 		}
 		return nil, err
 	}
@@ -240,14 +213,14 @@ func containerLogPath(dir, rel string) (string, error) {
 		return "", nil
 	}
 	if !filepath.IsAbs(dir) {
-		return "", status.Errorf(codes.InvalidArgument, "pod log directory %q is not absolute", dir)
+		return "", fmt.Errorf("%w: pod log directory %q is not absolute", errInvalidArgument, dir)
 	}
 	if filepath.IsAbs(rel) || strings.ContainsRune(rel, 0) {
-		return "", status.Errorf(codes.InvalidArgument, "container log path %q must be relative to the pod log directory", rel)
+		return "", fmt.Errorf("%w: container log path %q must be relative to the pod log directory", errInvalidArgument, rel)
 	}
 	clean := filepath.Clean(rel)
 	if clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
-		return "", status.Errorf(codes.InvalidArgument, "container log path %q leaves the pod log directory", rel)
+		return "", fmt.Errorf("%w: container log path %q leaves the pod log directory", errInvalidArgument, rel)
 	}
 	return filepath.Join(dir, clean), nil
 }
@@ -261,11 +234,11 @@ func (s *Service) targetPIDNS(cfg *runtime.ContainerConfig) (string, error) {
 	}
 	t, err := s.getContainer(opts.GetTargetId())
 	if err != nil {
-		return "", status.Errorf(codes.NotFound, "PID namespace target %q: %v", opts.GetTargetId(), err)
+		return "", fmt.Errorf("PID namespace target %q: %w", opts.GetTargetId(), errNotFound)
 	}
 	pid := t.Pid()
 	if pid == 0 || t.State() != runtime.ContainerState_CONTAINER_RUNNING {
-		return "", status.Errorf(codes.FailedPrecondition, "PID namespace target %s is not running", t.ID)
+		return "", fmt.Errorf("%w: PID namespace target %s is not running", errFailedPrecondition, t.ID)
 	}
 	return fmt.Sprintf("/proc/%d/ns/pid", pid), nil
 }

@@ -2,12 +2,11 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -23,12 +22,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	c.op.Lock()
 	defer c.op.Unlock()
 	if st := c.State(); st != runtime.ContainerState_CONTAINER_CREATED {
-		return nil, status.Errorf(codes.FailedPrecondition, "container %s is %s, not created", c.ID, st)
+		return nil, fmt.Errorf("%w: container %s is %s, not created", errFailedPrecondition, c.ID, st)
 	}
 	started := time.Now()
 	if err := s.opts.Runtime.Start(ctx, c.Handler, c.ID); err != nil {
 		s.failStart(c, err)
-		return nil, containerError(fmt.Errorf("start container %s: %w", c.ID, err))
+		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	fault.Crash("container.start.after-runtime")
 	c.mu.Lock()
@@ -74,7 +73,7 @@ func (s *Service) failStart(c *containerRecord, startErr error) {
 // unknown or exited container succeeds.
 func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
 	c, err := s.getContainer(req.GetContainerId())
-	if status.Code(err) == codes.NotFound {
+	if errors.Is(err, errNotFound) {
 		return &runtime.StopContainerResponse{}, nil
 	}
 	if err != nil {
@@ -82,7 +81,7 @@ func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerR
 	}
 	timeout := time.Duration(req.GetTimeout()) * time.Second
 	if err := s.stopContainer(ctx, c, timeout); err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	return &runtime.StopContainerResponse{}, nil
 }
@@ -113,14 +112,14 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 // container is killed first; removing an unknown container succeeds.
 func (s *Service) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
 	c, err := s.getContainer(req.GetContainerId())
-	if status.Code(err) == codes.NotFound {
+	if errors.Is(err, errNotFound) {
 		return &runtime.RemoveContainerResponse{}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
 	if err := s.removeContainer(ctx, c); err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	return &runtime.RemoveContainerResponse{}, nil
 }

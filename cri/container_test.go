@@ -31,7 +31,7 @@ func TestContainerLogPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		got, err := containerLogPath(tt.dir, tt.rel)
-		if status.Code(err) != tt.code || got != tt.want {
+		if status.Code(toStatus(err)) != tt.code || got != tt.want {
 			t.Errorf("containerLogPath(%q, %q) = %q, %v; want %q, %v", tt.dir, tt.rel, got, err, tt.want, tt.code)
 		}
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -26,7 +24,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	}
 	res, err := oci.Resources(r, *s.host())
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
@@ -34,10 +32,10 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	switch c.State() {
 	case runtime.ContainerState_CONTAINER_CREATED, runtime.ContainerState_CONTAINER_RUNNING:
 	default:
-		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running", c.ID)
+		return nil, fmt.Errorf("%w: container %s is not running", errFailedPrecondition, c.ID)
 	}
 	if err := s.opts.Runtime.UpdateResources(ctx, c.Handler, c.ID, res); err != nil {
-		return nil, containerError(fmt.Errorf("update resources of container %s: %w", c.ID, err))
+		return nil, fmt.Errorf("update resources of container %s: %w", c.ID, err)
 	}
 	c.mu.Lock()
 	// oom_score_adj is fixed at creation; keep reporting the one in force.
@@ -60,10 +58,10 @@ func (s *Service) ReopenContainerLog(ctx context.Context, req *runtime.ReopenCon
 	}
 	s.refreshContainer(c)
 	if c.State() != runtime.ContainerState_CONTAINER_RUNNING {
-		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running", c.ID)
+		return nil, fmt.Errorf("%w: container %s is not running", errFailedPrecondition, c.ID)
 	}
 	if err := s.opts.Runtime.ReopenLog(ctx, c.ID, c.LogPath); err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	return &runtime.ReopenContainerLogResponse{}, nil
 }

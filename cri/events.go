@@ -1,11 +1,10 @@
 package cri
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -130,7 +129,7 @@ func (s *Service) GetContainerEvents(_ *runtime.GetEventsRequest, stream runtime
 			return nil
 		case ev, ok := <-ch:
 			if !ok {
-				return status.Error(codes.ResourceExhausted, "container event subscriber fell behind")
+				return fmt.Errorf("%w: container event subscriber fell behind", errResourceExhausted)
 			}
 			if err := stream.Send(ev); err != nil {
 				return err

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/oci"
@@ -22,10 +21,10 @@ const execSyncOutputMax = 16 << 20
 // completion (or its timeout) and returns its output and exit code.
 func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
 	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "exec: cmd is empty")
+		return nil, fmt.Errorf("%w: exec: cmd is empty", errInvalidArgument)
 	}
 	if req.GetTimeout() < 0 {
-		return nil, status.Errorf(codes.InvalidArgument, "exec: negative timeout %d", req.GetTimeout())
+		return nil, fmt.Errorf("%w: exec: negative timeout %d", errInvalidArgument, req.GetTimeout())
 	}
 	c, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
@@ -42,13 +41,13 @@ func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
-		return nil, status.FromContextError(ctx.Err()).Err()
+		return nil, fmt.Errorf("exec in %s: %w", c.ID, ctx.Err())
 	case errors.Is(runCtx.Err(), context.DeadlineExceeded):
-		return nil, status.Errorf(codes.DeadlineExceeded, "exec in %s: command timed out after %ds", c.ID, req.GetTimeout())
+		return nil, fmt.Errorf("exec in %s: command timed out after %ds: %w", c.ID, req.GetTimeout(), context.DeadlineExceeded)
 	case errors.Is(err, oci.ErrNotRunning):
-		return nil, status.Errorf(codes.FailedPrecondition, "exec in %s: %v", c.ID, err)
+		return nil, fmt.Errorf("%w: exec in %s: %v", errFailedPrecondition, c.ID, err)
 	default:
-		return nil, status.Errorf(codes.Unknown, "exec in %s: %v", c.ID, err)
+		return nil, fmt.Errorf("exec in %s: %w", c.ID, err)
 	}
 	return &runtime.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
 }

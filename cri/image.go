@@ -3,42 +3,19 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
-	"syscall"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/criserver/criserver/imagestore"
 )
 
-// imageError maps imagestore errors onto gRPC codes.
-func imageError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, imagestore.ErrInvalidReference):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, imagestore.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, imagestore.ErrUnauthorized):
-		return status.Error(codes.Unauthenticated, err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return status.Error(status.FromContextError(err).Code(), err.Error())
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		// The kubelet's image GC frees space on its own schedule; say
-		// plainly that space, not the image, is the problem.
-		return status.Error(codes.ResourceExhausted, "no space left for the image store: "+err.Error())
-	}
-	return status.Error(codes.Unknown, err.Error())
-}
-
 func imageRefOf(spec *runtime.ImageSpec) (string, error) {
 	ref := strings.TrimSpace(spec.GetImage())
 	if ref == "" {
-		return "", status.Error(codes.InvalidArgument, "image reference is empty")
+		return "", fmt.Errorf("%w: image reference is empty", errInvalidArgument)
 	}
 	return ref, nil
 }
@@ -52,7 +29,7 @@ func (s *Service) PullImage(ctx context.Context, req *runtime.PullImageRequest) 
 	img, err := s.opts.Images.Pull(ctx, ref, authOf(req.GetAuth()))
 	if err != nil {
 		klog.ErrorS(err, "PullImage failed", "image", ref)
-		return nil, imageError(err)
+		return nil, err
 	}
 	return &runtime.PullImageResponse{ImageRef: img.ID}, nil
 }
@@ -77,13 +54,13 @@ func (s *Service) ImageStatus(ctx context.Context, req *runtime.ImageStatusReque
 		return &runtime.ImageStatusResponse{}, nil
 	}
 	if err != nil {
-		return nil, imageError(err)
+		return nil, err
 	}
 	resp := &runtime.ImageStatusResponse{Image: criImage(img)}
 	if req.GetVerbose() {
 		info, err := verboseImageInfo(img)
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "image %s: %v", img.ID, err)
+			return nil, fmt.Errorf("%w: image %s: %v", errInternal, img.ID, err)
 		}
 		resp.Info = info
 	}
@@ -99,7 +76,7 @@ func (s *Service) ListImages(ctx context.Context, req *runtime.ListImagesRequest
 			return &runtime.ListImagesResponse{}, nil
 		}
 		if err != nil {
-			return nil, imageError(err)
+			return nil, err
 		}
 		return &runtime.ListImagesResponse{Images: []*runtime.Image{criImage(img)}}, nil
 	}
@@ -119,7 +96,7 @@ func (s *Service) RemoveImage(ctx context.Context, req *runtime.RemoveImageReque
 		return nil, err
 	}
 	if err := s.opts.Images.Remove(ctx, ref); err != nil {
-		return nil, imageError(err)
+		return nil, err
 	}
 	return &runtime.RemoveImageResponse{}, nil
 }

@@ -62,6 +62,19 @@ func (m *Metrics) StreamInterceptor() grpc.StreamServerInterceptor {
 	}
 }
 
+// UnaryErrorCodes gives every call's error its gRPC code (codeTable).
+// Chained inside the metrics interceptor, so that errors are counted by
+// the code the client sees.
+func UnaryErrorCodes(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	return resp, toStatus(err)
+}
+
+// StreamErrorCodes does for streams what UnaryErrorCodes does for calls.
+func StreamErrorCodes(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return toStatus(handler(srv, ss))
+}
+
 func (m *Metrics) observe(method string, start time.Time, err error) {
 	d := time.Since(start)
 	m.latency.WithLabelValues(method).Observe(d.Seconds())

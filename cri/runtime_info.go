@@ -2,12 +2,11 @@ package cri
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 
 	"github.com/criserver/criserver/cgroups"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
@@ -59,7 +58,7 @@ func (s *Service) UpdateRuntimeConfig(_ context.Context, req *runtime.UpdateRunt
 	}
 	for _, c := range strings.Split(cidrs, ",") {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "pod CIDR %q: %v", c, err)
+			return nil, fmt.Errorf("%w: pod CIDR %q: %v", errInvalidArgument, c, err)
 		}
 	}
 	if old := s.podCIDR.Swap(&cidrs); old == nil || *old != cidrs {

@@ -3,11 +3,10 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/sandbox"
@@ -18,11 +17,11 @@ import (
 func (s *Service) PodSandboxStatus(_ context.Context, req *runtime.PodSandboxStatusRequest) (*runtime.PodSandboxStatusResponse, error) {
 	id := req.GetPodSandboxId()
 	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod sandbox ID is required")
+		return nil, fmt.Errorf("%w: pod sandbox ID is required", errInvalidArgument)
 	}
 	sb, err := s.opts.Sandboxes.Get(id)
 	if err != nil {
-		return nil, sandboxError(err)
+		return nil, err
 	}
 	resp := &runtime.PodSandboxStatusResponse{
 		Status:             podStatus(sb),
@@ -32,7 +31,7 @@ func (s *Service) PodSandboxStatus(_ context.Context, req *runtime.PodSandboxSta
 	if req.GetVerbose() {
 		info, err := json.Marshal(verboseInfo(sb))
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "encode pod %s info: %v", id, err)
+			return nil, fmt.Errorf("%w: encode pod %s info: %v", errInternal, id, err)
 		}
 		resp.Info = map[string]string{"info": string(info)}
 	}

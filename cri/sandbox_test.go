@@ -1,36 +1,13 @@
 package cri
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/sandbox"
 )
-
-func TestSandboxErrorCodes(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want codes.Code
-	}{
-		{fmt.Errorf("x: %w", sandbox.ErrInvalid), codes.InvalidArgument},
-		{fmt.Errorf("x: %w", sandbox.ErrNotFound), codes.NotFound},
-		{fmt.Errorf("run pod: %w", cni.ErrNotReady), codes.FailedPrecondition},
-		{context.DeadlineExceeded, codes.DeadlineExceeded},
-		{errors.New("plugin failed"), codes.Unknown},
-	} {
-		if got := status.Code(sandboxError(tc.err)); got != tc.want {
-			t.Errorf("sandboxError(%v) = %v, want %v", tc.err, got, tc.want)
-		}
-	}
-}
 
 func TestLabelsMatch(t *testing.T) {
 	labels := map[string]string{"app": "web", "tier": "front"}

@@ -214,7 +214,7 @@ func (s *Service) ContainerStats(_ context.Context, req *runtime.ContainerStatsR
 	}
 	st, err := s.containerStats(c)
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	return &runtime.ContainerStatsResponse{Stats: st}, nil
 }
@@ -229,7 +229,7 @@ func (s *Service) ListContainerStats(_ context.Context, req *runtime.ListContain
 		}
 		st, err := s.containerStats(c)
 		if err != nil {
-			return nil, containerError(err)
+			return nil, err
 		}
 		out = append(out, st)
 	}
@@ -240,11 +240,11 @@ func (s *Service) ListContainerStats(_ context.Context, req *runtime.ListContain
 func (s *Service) PodSandboxStats(_ context.Context, req *runtime.PodSandboxStatsRequest) (*runtime.PodSandboxStatsResponse, error) {
 	sb, err := s.opts.Sandboxes.Get(req.GetPodSandboxId())
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	st, err := s.podStats(sb)
 	if err != nil {
-		return nil, containerError(err)
+		return nil, err
 	}
 	return &runtime.PodSandboxStatsResponse{Stats: st}, nil
 }
@@ -262,7 +262,7 @@ func (s *Service) ListPodSandboxStats(_ context.Context, req *runtime.ListPodSan
 		}
 		st, err := s.podStats(sb)
 		if err != nil {
-			return nil, containerError(err)
+			return nil, err
 		}
 		out = append(out, st)
 	}

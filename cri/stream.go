@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	utilexec "k8s.io/utils/exec"
@@ -20,7 +18,7 @@ import (
 // runs and returns a single-use URL of the stream server.
 func (s *Service) Exec(_ context.Context, req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
 	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "exec: cmd is empty")
+		return nil, fmt.Errorf("%w: exec: cmd is empty", errInvalidArgument)
 	}
 	c, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
@@ -43,10 +41,10 @@ func (s *Service) Attach(_ context.Context, req *runtime.AttachRequest) (*runtim
 		return nil, err
 	}
 	if req.GetStdin() && !c.Config.GetStdin() {
-		return nil, status.Errorf(codes.FailedPrecondition, "attach stdin: container %s was not created with stdin", c.ID)
+		return nil, fmt.Errorf("%w: attach stdin: container %s was not created with stdin", errFailedPrecondition, c.ID)
 	}
 	if req.GetTty() != c.Config.GetTty() {
-		return nil, status.Errorf(codes.InvalidArgument, "attach tty=%v: container %s has tty=%v", req.GetTty(), c.ID, c.Config.GetTty())
+		return nil, fmt.Errorf("%w: attach tty=%v: container %s has tty=%v", errInvalidArgument, req.GetTty(), c.ID, c.Config.GetTty())
 	}
 	srv, err := s.streamServer()
 	if err != nil {
@@ -61,7 +59,7 @@ func (s *Service) Attach(_ context.Context, req *runtime.AttachRequest) (*runtim
 func (s *Service) PortForward(_ context.Context, req *runtime.PortForwardRequest) (*runtime.PortForwardResponse, error) {
 	for _, p := range req.GetPort() {
 		if p <= 0 || p > 65535 {
-			return nil, status.Errorf(codes.InvalidArgument, "port-forward: invalid port %d", p)
+			return nil, fmt.Errorf("%w: port-forward: invalid port %d", errInvalidArgument, p)
 		}
 	}
 	if _, err := s.readyPod(req.GetPodSandboxId()); err != nil {
@@ -76,7 +74,7 @@ func (s *Service) PortForward(_ context.Context, req *runtime.PortForwardRequest
 
 func (s *Service) streamServer() (*streaming.Server, error) {
 	if s.opts.Streaming == nil {
-		return nil, status.Error(codes.Unimplemented, "streaming is not configured")
+		return nil, fmt.Errorf("%w: streaming is not configured", errUnimplemented)
 	}
 	return s.opts.Streaming, nil
 }
@@ -88,7 +86,7 @@ func (s *Service) runningContainer(id string) (*containerRecord, error) {
 		return nil, err
 	}
 	if st := c.State(); st != runtime.ContainerState_CONTAINER_RUNNING {
-		return nil, status.Errorf(codes.FailedPrecondition, "container %s is not running (%s)", c.ID, st)
+		return nil, fmt.Errorf("%w: container %s is not running (%s)", errFailedPrecondition, c.ID, st)
 	}
 	return c, nil
 }
@@ -96,14 +94,14 @@ func (s *Service) runningContainer(id string) (*containerRecord, error) {
 // readyPod finds a pod whose network can take a port-forward.
 func (s *Service) readyPod(id string) (*sandbox.Sandbox, error) {
 	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod sandbox ID is required")
+		return nil, fmt.Errorf("%w: pod sandbox ID is required", errInvalidArgument)
 	}
 	sb, err := s.opts.Sandboxes.Get(id)
 	if err != nil {
-		return nil, sandboxError(err)
+		return nil, err
 	}
 	if sb.State != sandbox.StateReady {
-		return nil, status.Errorf(codes.FailedPrecondition, "pod sandbox %s is not ready", id)
+		return nil, fmt.Errorf("%w: pod sandbox %s is not ready", errFailedPrecondition, id)
 	}
 	return sb, nil
 }

@@ -43,7 +43,7 @@ func TestStreamRequestValidation(t *testing.T) {
 	}
 	for _, tt := range execTests {
 		resp, err := s.Exec(ctx, tt.req)
-		if got := status.Code(err); got != tt.want {
+		if got := status.Code(toStatus(err)); got != tt.want {
 			t.Errorf("Exec %s: code %v (%v), want %v", tt.name, got, err, tt.want)
 		}
 		if err == nil && !strings.HasPrefix(resp.Url, srv.URL()+"exec/") {
@@ -63,7 +63,7 @@ func TestStreamRequestValidation(t *testing.T) {
 		{"tty mismatch", &runtime.AttachRequest{ContainerId: "aaaa1111", Tty: true, Stdout: true}, codes.InvalidArgument},
 	}
 	for _, tt := range attachTests {
-		if _, err := s.Attach(ctx, tt.req); status.Code(err) != tt.want {
+		if _, err := s.Attach(ctx, tt.req); status.Code(toStatus(err)) != tt.want {
 			t.Errorf("Attach %s: %v, want %v", tt.name, err, tt.want)
 		}
 	}
@@ -79,15 +79,15 @@ func TestStreamRequestValidation(t *testing.T) {
 		{"negative timeout", &runtime.ExecSyncRequest{ContainerId: "aaaa1111", Cmd: []string{"true"}, Timeout: -1}, codes.InvalidArgument},
 	}
 	for _, tt := range syncTests {
-		if _, err := s.ExecSync(ctx, tt.req); status.Code(err) != tt.want {
+		if _, err := s.ExecSync(ctx, tt.req); status.Code(toStatus(err)) != tt.want {
 			t.Errorf("ExecSync %s: %v, want %v", tt.name, err, tt.want)
 		}
 	}
 
-	if _, err := s.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: "p", Port: []int32{70000}}); status.Code(err) != codes.InvalidArgument {
+	if _, err := s.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: "p", Port: []int32{70000}}); status.Code(toStatus(err)) != codes.InvalidArgument {
 		t.Errorf("PortForward to port 70000: %v", err)
 	}
-	if _, err := s.PortForward(ctx, &runtime.PortForwardRequest{}); status.Code(err) != codes.InvalidArgument {
+	if _, err := s.PortForward(ctx, &runtime.PortForwardRequest{}); status.Code(toStatus(err)) != codes.InvalidArgument {
 		t.Errorf("PortForward without pod: %v", err)
 	}
 }

@@ -5,11 +5,9 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	protocodec "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -115,7 +113,7 @@ func (s *Service) matchingWire(f *runtime.ContainerFilter) ([][]byte, error) {
 		}
 		b, err := c.wireContainer()
 		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
+			return nil, fmt.Errorf("%w: %w", errInternal, err)
 		}
 		entries = append(entries, b)
 	}

@@ -53,8 +53,8 @@ func serve(ctx context.Context, cfg Config) error {
 	defer os.Remove(cfg.Listen)
 
 	srv := svc.NewServer(
-		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{metrics.UnaryInterceptor()}, faultInterceptors()...)...),
-		grpc.ChainStreamInterceptor(metrics.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(append([]grpc.UnaryServerInterceptor{metrics.UnaryInterceptor(), cri.UnaryErrorCodes}, faultInterceptors()...)...),
+		grpc.ChainStreamInterceptor(metrics.StreamInterceptor(), cri.StreamErrorCodes),
 		grpc.MaxRecvMsgSize(16<<20),
 		grpc.MaxSendMsgSize(64<<20),
 	)
