@@ -52,7 +52,7 @@ $(GOLANGCI_LINT):
 	cd hack/tools/golangci-lint && GOFLAGS= CGO_ENABLED=0 $(GO) build -o $@ github.com/golangci/golangci-lint/v2/cmd/golangci-lint
 
 lint: $(GOLANGCI_LINT)
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
 
 FUZZTIME ?= 30s
 # New inputs are minimized before they count; the default minute would

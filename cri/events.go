@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/metadata"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -123,6 +124,11 @@ func (s *Service) podStatusForEvent(podID string) *runtime.PodSandboxStatus {
 func (s *Service) GetContainerEvents(_ *runtime.GetEventsRequest, stream runtime.RuntimeService_GetContainerEventsServer) error {
 	ch := s.events.subscribe()
 	defer s.events.unsubscribe(ch)
+	// The header goes out once the subscription is registered: a client
+	// that waits for it misses no event after that.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-stream.Context().Done():

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -56,14 +57,7 @@ func newCtrEnv(t *testing.T, opts ...framework.Option) *ctrEnv {
 
 // config is a busybox container running script with sh.
 func (e *ctrEnv) config(name, script string) *runtime.ContainerConfig {
-	return &runtime.ContainerConfig{
-		Metadata: &runtime.ContainerMetadata{Name: name},
-		Image:    &runtime.ImageSpec{Image: e.image},
-		Command:  []string{"sh", "-c", script},
-		LogPath:  name + "/0.log",
-		Labels:   map[string]string{"name": name},
-		Linux:    &runtime.LinuxContainerConfig{},
-	}
+	return framework.ContainerConfig(e.image, name, script)
 }
 
 func (e *ctrEnv) create(t *testing.T, cfg *runtime.ContainerConfig) string {
@@ -86,8 +80,10 @@ func (e *ctrEnv) start(t *testing.T, id string) {
 
 func (e *ctrEnv) run(t *testing.T, cfg *runtime.ContainerConfig) string {
 	t.Helper()
-	id := e.create(t, cfg)
-	e.start(t, id)
+	id, err := e.d.CreateStart(framework.Ctx(t), e.pod, e.podCf, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return id
 }
 
@@ -104,20 +100,24 @@ func (e *ctrEnv) status(t *testing.T, id string) (*runtime.ContainerStatus, ctrI
 	return resp.Status, info
 }
 
+// exitRecorded tells whether conmon has written the container's exit
+// file, which the daemon reads even if it was down at the exit.
+func (e *ctrEnv) exitRecorded(id string) bool {
+	_, err := os.Stat(filepath.Join(e.d.State, "exits", id))
+	return err == nil
+}
+
 // waitExit waits for the container to exit and returns its status.
 func (e *ctrEnv) waitExit(t *testing.T, id string, timeout time.Duration) *runtime.ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		st, _ := e.status(t, id)
-		if st.State == runtime.ContainerState_CONTAINER_EXITED {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("container %s still %s after %v", id, st.State, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var st *runtime.ContainerStatus
+	if !framework.Poll(timeout, func() bool {
+		st, _ = e.status(t, id)
+		return st.State == runtime.ContainerState_CONTAINER_EXITED
+	}) {
+		t.Fatalf("container %s still %s after %v", id, st.State, timeout)
 	}
+	return st
 }
 
 // logLines returns the message of each CRI log line, checking the format.
@@ -187,22 +187,12 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 			t.Errorf("%s left after remove", p)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for info.ConmonPid > 0 && ctrProcessAlive(info.ConmonPid, "conmon") {
-		if time.Now().After(deadline) {
-			t.Errorf("conmon %d still running after remove", info.ConmonPid)
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if info.ConmonPid > 0 && !framework.Poll(5*time.Second, func() bool { return !procIs(info.ConmonPid, "conmon") }) {
+		t.Errorf("conmon %d still running after remove", info.ConmonPid)
 	}
 	if dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", info.CgroupsPath)); info.CgroupsPath != "" && len(dirs) > 0 {
 		t.Errorf("cgroups left after remove: %v", dirs)
 	}
-}
-
-func ctrProcessAlive(pid int, comm string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	return err == nil && strings.TrimSpace(string(b)) == comm
 }
 
 func TestContainerLifecycle(t *testing.T) {
@@ -241,7 +231,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.ImageId != img.Image.Id || st.Image.GetImage() != e.image ||
-		(st.ImageRef != img.Image.Id && !ctrContains(img.Image.RepoDigests, st.ImageRef)) {
+		(st.ImageRef != img.Image.Id && !slices.Contains(img.Image.RepoDigests, st.ImageRef)) {
 		t.Errorf("image %q ref %q id %q do not agree with ImageStatus %+v", st.Image.GetImage(), st.ImageRef, st.ImageId, img.Image)
 	}
 
@@ -301,30 +291,14 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 }
 
-func ctrContains[T comparable](list []T, s T) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 func TestContainerStopEscalatesToKill(t *testing.T) {
 	e := newCtrEnv(t)
 	cfg := e.config("stubborn", `trap "" TERM; echo ready; while true; do sleep 1; done`)
 	id := e.run(t, cfg)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, "the container's ready line", func() bool {
 		b, _ := os.ReadFile(filepath.Join(e.podCf.LogDirectory, "stubborn", "0.log"))
-		if strings.Contains(string(b), "ready") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("container did not start")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return strings.Contains(string(b), "ready")
+	})
 	start := time.Now()
 	if _, err := e.d.Runtime.StopContainer(framework.Ctx(t), &runtime.StopContainerRequest{ContainerId: id, Timeout: 2}); err != nil {
 		t.Fatal(err)
@@ -484,48 +458,24 @@ func TestContainerRefusesBadInput(t *testing.T) {
 	}
 }
 
-// TestContainerStatsUpdateReopenEvents covers stats, resource updates, log
-// reopening and the event stream.
-func TestContainerStatsUpdateReopenEvents(t *testing.T) {
+// TestContainerStats: container, pod and list stats report the cgroup's
+// CPU and memory and the writable layer, as the refresher samples them.
+func TestContainerStats(t *testing.T) {
 	e := newCtrEnv(t)
 	ctx := framework.Ctx(t)
-	evCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	events, err := e.d.Runtime.GetContainerEvents(evCtx, &runtime.GetEventsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan *runtime.ContainerEventResponse, 16)
-	go func() {
-		for {
-			ev, err := events.Recv()
-			if err != nil {
-				close(got)
-				return
-			}
-			got <- ev
-		}
-	}()
-	time.Sleep(200 * time.Millisecond) // let the subscription register
-
-	cfg := e.config("busy", `dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; while true; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done`)
-	id := e.run(t, cfg)
-	time.Sleep(1500 * time.Millisecond)
+	id := e.run(t, e.config("busy", busyScript))
 
 	// The CPU rate needs two samples: the background refresher takes one
 	// every few seconds.
 	var cs *runtime.ContainerStats
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	framework.Poll(20*time.Second, func() bool {
 		resp, err := e.d.Runtime.ContainerStats(ctx, &runtime.ContainerStatsRequest{ContainerId: id})
 		if err != nil {
 			t.Fatal(err)
 		}
 		cs = resp.Stats
-		if cs.GetCpu().GetUsageNanoCores().GetValue() > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return cs.GetCpu().GetUsageNanoCores().GetValue() > 0 && cs.GetWritableLayer().GetUsedBytes().GetValue() >= 8<<20
+	})
 	if cs.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 || cs.GetCpu().GetUsageNanoCores().GetValue() == 0 ||
 		cs.GetMemory().GetWorkingSetBytes().GetValue() == 0 {
 		t.Errorf("container stats cpu %v memory %v, want non-zero", cs.GetCpu(), cs.GetMemory())
@@ -547,17 +497,25 @@ func TestContainerStatsUpdateReopenEvents(t *testing.T) {
 	if lp, err := e.d.Runtime.ListPodSandboxStats(ctx, &runtime.ListPodSandboxStatsRequest{}); err != nil || len(lp.Stats) != 1 {
 		t.Errorf("ListPodSandboxStats: %v %v", lp.GetStats(), err)
 	}
+}
 
-	// UpdateContainerResources changes the live cgroup and the status.
+// busyScript writes 8 MiB into the writable layer, then burns CPU and logs.
+const busyScript = `dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; while true; do echo tick; i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; done`
+
+// TestContainerUpdateResources: UpdateContainerResources changes the live
+// cgroup and the status.
+func TestContainerUpdateResources(t *testing.T) {
+	e := newCtrEnv(t)
+	id := e.run(t, e.config("busy", busyScript))
 	_, info := e.status(t, id)
-	if _, err := e.d.Runtime.UpdateContainerResources(ctx, &runtime.UpdateContainerResourcesRequest{
+	if _, err := e.d.Runtime.UpdateContainerResources(framework.Ctx(t), &runtime.UpdateContainerResourcesRequest{
 		ContainerId: id, Linux: &runtime.LinuxContainerResources{CpuShares: 256, MemoryLimitInBytes: 96 << 20},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	for file, want := range map[string]string{"memory/memory.limit_in_bytes": fmt.Sprint(96 << 20), "cpu/cpu.shares": "256"} {
 		dir, name := filepath.Split(file)
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", dir, info.CgroupsPath, name))
+		b, err := os.ReadFile(filepath.Join(cgroups.Root, dir, info.CgroupsPath, name))
 		if err != nil || strings.TrimSpace(string(b)) != want {
 			t.Errorf("%s after update: %q (%v), want %s", file, b, err, want)
 		}
@@ -565,20 +523,60 @@ func TestContainerStatsUpdateReopenEvents(t *testing.T) {
 	if st, _ := e.status(t, id); st.Resources.GetLinux().GetCpuShares() != 256 {
 		t.Errorf("status resources after update: %v", st.Resources)
 	}
+}
 
-	// The kubelet rotates by renaming, then asks for a reopen.
+// TestContainerLogReopen: the kubelet rotates a log by renaming it, then
+// asks for a reopen; output goes on in a new file.
+func TestContainerLogReopen(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	id := e.run(t, e.config("busy", busyScript))
 	logPath := filepath.Join(e.podCf.LogDirectory, "busy", "0.log")
+	eventually(t, "the first log line", func() bool { _, err := os.Stat(logPath); return err == nil })
 	if err := os.Rename(logPath, logPath+".1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	if !strings.Contains(strings.Join(e.logLines(t, "busy"), "\n"), "tick") {
-		t.Error("reopened log has no output")
+	eventually(t, "output in the reopened log", func() bool {
+		b, _ := os.ReadFile(logPath)
+		return strings.Contains(string(b), "tick")
+	})
+	e.remove(t, id)
+	if _, err := e.d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
+		t.Errorf("ReopenContainerLog after remove: %v, want NotFound", err)
 	}
+}
 
+// TestContainerEvents: a subscriber sees created, started, stopped and
+// deleted, in order, each with its pod's status.
+func TestContainerEvents(t *testing.T) {
+	e := newCtrEnv(t)
+	evCtx, cancel := context.WithCancel(framework.Ctx(t))
+	defer cancel()
+	events, err := e.d.Runtime.GetContainerEvents(evCtx, &runtime.GetEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The header comes once the subscription is registered.
+	if _, err := events.Header(); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *runtime.ContainerEventResponse, 16)
+	go func() {
+		defer close(got)
+		for {
+			ev, err := events.Recv()
+			if err != nil {
+				return
+			}
+			got <- ev
+		}
+	}()
+
+	id := e.run(t, e.config("short", `exit 0`))
+	e.waitExit(t, id, 30*time.Second)
 	e.remove(t, id)
 	want := []runtime.ContainerEventType{
 		runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT,
@@ -600,9 +598,6 @@ func TestContainerStatsUpdateReopenEvents(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("no %v event", w)
 		}
-	}
-	if _, err := e.d.Runtime.ReopenContainerLog(ctx, &runtime.ReopenContainerLogRequest{ContainerId: id}); status.Code(err) != codes.NotFound {
-		t.Errorf("ReopenContainerLog after remove: %v, want NotFound", err)
 	}
 }
 
@@ -635,8 +630,8 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 	created := e.create(t, e.config("created", `echo late`))
 	_, info := e.status(t, long)
 	e.d.Stop(t)
-	time.Sleep(3 * time.Second) // "short" exits while the daemon is down
-	if !ctrProcessAlive(info.ConmonPid, "conmon") {
+	eventually(t, `"short" to exit while the daemon is down`, func() bool { return e.exitRecorded(short) })
+	if !procIs(info.ConmonPid, "conmon") {
 		t.Fatal("conmon did not outlive the daemon")
 	}
 	e.d.Start(t)
@@ -809,7 +804,7 @@ grep -E "^(CapEff|NoNewPrivs)" /proc/self/status; id`)
 	if b, err := os.ReadFile(filepath.Join(rwDir, "out")); err != nil || string(b) != "written\n" {
 		t.Errorf("rw mount write not visible on the host: %q %v", b, err)
 	}
-	if !ctrContains(st.GetUser().GetLinux().GetSupplementalGroups(), 4000) {
+	if !slices.Contains(st.GetUser().GetLinux().GetSupplementalGroups(), 4000) {
 		t.Errorf("status supplemental groups %v lack 4000", st.GetUser().GetLinux().GetSupplementalGroups())
 	}
 	if len(st.Mounts) != 2 {
@@ -853,11 +848,7 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.d.Root, "overlay2", id)); !os.IsNotExist(err) {
 		t.Errorf("orphan writable layer still there: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for ctrProcessAlive(info.ConmonPid, "conmon") || ctrProcessAlive(info.Pid, "sleep") {
-		if time.Now().After(deadline) {
-			t.Fatal("orphan container still running")
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !framework.Poll(5*time.Second, func() bool { return !procIs(info.ConmonPid, "conmon") && !procIs(info.Pid, "sleep") }) {
+		t.Fatal("orphan container still running")
 	}
 }

@@ -37,10 +37,8 @@ func expectCrash(t *testing.T, d *framework.Daemon, point string, err error) {
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("%s: RPC returned %v, want Unavailable (daemon killed)", point, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); d.Running(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: daemon still running after the RPC failed", point)
-		}
+	if !framework.Poll(10*time.Second, func() bool { return !d.Running() }) {
+		t.Fatalf("%s: daemon still running after the RPC failed", point)
 	}
 	if !strings.Contains(d.Output(), "fault: crashing at "+point) {
 		t.Fatalf("%s: daemon did not die at the crash point:\n%s", point, d.Output())
@@ -130,8 +128,9 @@ func assertNoLeaks(t *testing.T, d *framework.Daemon, ids ...string) {
 			})
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var left []string
+	var left []string
+	gone := framework.Poll(5*time.Second, func() bool {
+		left = nil
 		// Any process naming the objects (conmon, the infra process), and
 		// any conmon of this daemon.
 		procs, _ := os.ReadDir("/proc")
@@ -142,17 +141,14 @@ func assertNoLeaks(t *testing.T, d *framework.Daemon, ids ...string) {
 			}
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			cmd := strings.ReplaceAll(string(b), "\x00", " ")
-			if mentions(cmd) || ctrProcessAlive(pid, "conmon") && strings.Contains(cmd, d.Dir+"/") {
+			if mentions(cmd) || procIs(pid, "conmon") && strings.Contains(cmd, d.Dir+"/") {
 				left = append(left, cmd)
 			}
 		}
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("processes left: %q", left)
-			break
-		}
+		return len(left) == 0
+	})
+	if !gone {
+		t.Errorf("processes left: %q", left)
 	}
 	nets, _ := filepath.Glob("/var/lib/cni/networks/*/*")
 	for _, p := range nets {
@@ -320,11 +316,11 @@ func crashCheckComplete(t *testing.T, e *ctrEnv, ids []string) {
 		_ = json.Unmarshal([]byte(st.Info["info"]), &info)
 		switch st.Status.State {
 		case runtime.ContainerState_CONTAINER_RUNNING:
-			if info.Pid == 0 || !crashProcAlive(info.Pid) {
+			if info.Pid == 0 || !procAlive(info.Pid) {
 				t.Errorf("container %s is RUNNING but its process %d is not", id, info.Pid)
 			}
 		case runtime.ContainerState_CONTAINER_CREATED:
-			if info.ConmonPid == 0 || !ctrProcessAlive(info.ConmonPid, "conmon") {
+			if info.ConmonPid == 0 || !procIs(info.ConmonPid, "conmon") {
 				t.Errorf("container %s is CREATED but has no conmon", id)
 			}
 		case runtime.ContainerState_CONTAINER_EXITED:
@@ -332,11 +328,6 @@ func crashCheckComplete(t *testing.T, e *ctrEnv, ids []string) {
 			t.Errorf("container %s is %v after the crash", id, st.Status.State)
 		}
 	}
-}
-
-func crashProcAlive(pid int) bool {
-	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	return err == nil
 }
 
 // crashCleanupExcept removes every pod but keep, and every container, through
@@ -430,10 +421,8 @@ func TestCrashRandom(t *testing.T) {
 			if status.Code(err) != codes.Unavailable {
 				t.Fatalf("iteration %d (seed %d): %v", i, seed, err)
 			}
-			for deadline := time.Now().Add(10 * time.Second); e.d.Running(); time.Sleep(20 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("iteration %d: daemon still running after a failed RPC: %v", i, err)
-				}
+			if !framework.Poll(10*time.Second, func() bool { return !e.d.Running() }) {
+				t.Fatalf("iteration %d: daemon still running after a failed RPC: %v", i, err)
 			}
 		}
 		ids := crashObjectIDs(e.d)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -219,22 +220,22 @@ func TestConfigSubcommandPrintsEffectiveConfig(t *testing.T) {
 }
 
 func TestMetricsServed(t *testing.T) {
-	addr := "127.0.0.1:" + freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	d := framework.StartDaemon(t, framework.WithArgs("--metrics-address", addr))
 	if _, err := d.Runtime.Version(framework.Ctx(t), &runtime.VersionRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	framework.Poll(10*time.Second, func() bool {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
-			continue
+			return false
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		break
-	}
+		return true
+	})
 	want := `criserver_grpc_request_duration_seconds_count{method="/runtime.v1.RuntimeService/Version"`
 	if !strings.Contains(body, want) {
 		t.Errorf("metrics lack %s:\n%.2000s", want, body)

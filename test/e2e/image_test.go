@@ -434,12 +434,11 @@ func TestImageKillDuringPullLeavesNoLayer(t *testing.T) {
 		pulled <- err
 	}()
 	// Wait until a layer is being unpacked, then kill -9 the daemon.
-	deadline := time.Now().Add(30 * time.Second)
-	for !slices.ContainsFunc(layerStoreEntries(t, d), func(n string) bool { return strings.HasPrefix(n, "tmp-") }) {
-		if time.Now().After(deadline) {
-			t.Fatal("no layer unpack in progress seen")
-		}
-		time.Sleep(20 * time.Millisecond)
+	unpacking := func() bool {
+		return slices.ContainsFunc(layerStoreEntries(t, d), func(n string) bool { return strings.HasPrefix(n, "tmp-") })
+	}
+	if !framework.Poll(30*time.Second, unpacking) {
+		t.Fatal("no layer unpack in progress seen")
 	}
 	d.Kill(t)
 	if err := <-pulled; err == nil {

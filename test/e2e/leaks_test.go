@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,7 +28,7 @@ type leakEnv struct {
 
 func startLeakDaemon(t *testing.T, opts ...framework.Option) *leakEnv {
 	t.Helper()
-	addr := "127.0.0.1:" + freePort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 	d := framework.StartDaemon(t, append(opts, framework.WithArgs("--metrics-address", addr))...)
 	// A failed test leaves pods behind; their containers would outlive the
 	// daemon. Registered after StartDaemon, this runs before it stops.
@@ -285,14 +286,10 @@ func grown(before, after map[string]int) []string {
 func (e *leakEnv) checkNoGrowth(t *testing.T, ids *idSet, before snapshot) snapshot {
 	t.Helper()
 	var after snapshot
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	framework.Poll(10*time.Second, func() bool {
 		after = e.snapshot(t, ids)
-		if len(grown(before.counts(), after.counts())) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return len(grown(before.counts(), after.counts())) == 0
+	})
 	b, a := before.counts(), after.counts()
 	for _, k := range grown(b, a) {
 		t.Errorf("%s: %d before, %d after", k, b[k], a[k])

@@ -60,9 +60,9 @@ func testRestart(t *testing.T, stop func(*framework.Daemon, *testing.T)) {
 
 	stop(e.d, t)
 	down := time.Now()
-	time.Sleep(3 * time.Second) // "short" exits while the daemon is down
-	if sz := restartFileSize(t, logPath); sz <= sizeAtStop {
-		t.Errorf("log did not grow while the daemon was down: %d -> %d bytes", sizeAtStop, sz)
+	eventually(t, `"short" to exit while the daemon is down`, func() bool { return e.exitRecorded(short) })
+	if !framework.Poll(5*time.Second, func() bool { return restartFileSize(t, logPath) > sizeAtStop }) {
+		t.Errorf("log did not grow while the daemon was down: %d bytes at stop", sizeAtStop)
 	}
 	e.d.Start(t)
 	up := time.Now()

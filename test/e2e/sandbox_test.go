@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,23 +108,11 @@ func serveHTTP(t *testing.T, info podInfo, port int, body string) {
 // httpGet fetches url, retrying while the server starts.
 func httpGet(t *testing.T, url string) string {
 	t.Helper()
-	c := &http.Client{Timeout: 2 * time.Second}
-	var last error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := c.Get(url)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil {
-			return string(b)
-		}
-		last = err
+	body, err := httpGetWithin(url, "", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("GET %s: %v", url, last)
-	return ""
+	return body
 }
 
 func TestPodLifecycle(t *testing.T) {
@@ -268,15 +254,12 @@ func TestPodsReachEachOther(t *testing.T) {
 	url := "http://" + net.JoinHostPort(stB.Network.Ip, "8080") + "/"
 	var out []byte
 	var err error
-	for range 50 {
-		// busybox-static's wget crashes with -T; the client is bounded by
-		// the retry loop and the server being local instead.
+	// busybox-static's wget crashes with -T; the client is bounded by the
+	// retries and the server being local instead.
+	framework.Poll(5*time.Second, func() bool {
 		out, err = inPod(infoA, "wget", "-q", "-O", "-", url).CombinedOutput()
-		if err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	if err != nil || string(out) != "hello-from-b" {
 		t.Errorf("wget from pod a to pod b: %v: %q", err, out)
 	}
@@ -289,7 +272,7 @@ func TestPodsReachEachOther(t *testing.T) {
 func TestPodHostPort(t *testing.T) {
 	d := framework.StartDaemon(t)
 	cfg := d.PodConfig(t, "hostport")
-	hostPort, _ := strconv.Atoi(freePort(t))
+	hostPort := freePort(t)
 	cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: int32(hostPort)}}
 	id := runPod(t, d, cfg)
 	_, info := podStatus(t, d, id)
@@ -544,23 +527,11 @@ func hostVeths(t *testing.T, d *framework.Daemon, id string) []string {
 // pod id.
 func podContainer(t *testing.T, d *framework.Daemon, pod string, podCfg *runtime.PodSandboxConfig, image, name, script string) string {
 	t.Helper()
-	resp, err := d.Runtime.CreateContainer(framework.Ctx(t), &runtime.CreateContainerRequest{
-		PodSandboxId: pod, SandboxConfig: podCfg,
-		Config: &runtime.ContainerConfig{
-			Metadata: &runtime.ContainerMetadata{Name: name},
-			Image:    &runtime.ImageSpec{Image: image},
-			Command:  []string{"sh", "-c", script},
-			LogPath:  name + ".log",
-			Linux:    &runtime.LinuxContainerConfig{},
-		},
-	})
+	id, err := d.CreateStart(framework.Ctx(t), pod, podCfg, framework.ContainerConfig(image, name, script))
 	if err != nil {
-		t.Fatalf("CreateContainer %s: %v", name, err)
+		t.Fatal(err)
 	}
-	if _, err := d.Runtime.StartContainer(framework.Ctx(t), &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
-		t.Fatalf("StartContainer %s: %v", name, err)
-	}
-	return resp.ContainerId
+	return id
 }
 
 func execOut(t *testing.T, d *framework.Daemon, ctr string, cmd ...string) string {
@@ -592,14 +563,14 @@ func TestPodContainersOnPodNetwork(t *testing.T) {
 
 	url := "http://" + net.JoinHostPort(stA.Network.Ip, "8080") + "/index.html"
 	var got string
-	for range 50 {
+	framework.Poll(5*time.Second, func() bool {
 		resp, err := d.Runtime.ExecSync(framework.Ctx(t), &runtime.ExecSyncRequest{ContainerId: client, Cmd: []string{"wget", "-q", "-O", "-", url}, Timeout: 10})
-		if err == nil && resp.ExitCode == 0 {
-			got = strings.TrimSpace(string(resp.Stdout))
-			break
+		if err != nil || resp.ExitCode != 0 {
+			return false
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		got = strings.TrimSpace(string(resp.Stdout))
+		return true
+	})
 	if got != "hello-from-web" {
 		t.Errorf("wget from pod client to pod web = %q", got)
 	}

@@ -57,25 +57,14 @@ func startPodContainer(t testing.TB, d *framework.Daemon, image string, cfg *run
 	if ids != nil {
 		ids.add(pod)
 	}
-	ctrResp, err := d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{
-		PodSandboxId: pod, SandboxConfig: cfg,
-		Config: &runtime.ContainerConfig{
-			Metadata: &runtime.ContainerMetadata{Name: "sleep"},
-			Image:    &runtime.ImageSpec{Image: image},
-			Command:  []string{"sleep", "3600"},
-			LogPath:  "sleep.log",
-			Linux:    &runtime.LinuxContainerConfig{},
-		},
-	})
-	if err != nil {
-		return pod, "", fmt.Errorf("CreateContainer: %w", err)
-	}
-	ctr = ctrResp.ContainerId
-	if ids != nil {
+	ctrCfg := framework.ContainerConfig(image, "sleep", "")
+	ctrCfg.Command = []string{"sleep", "3600"}
+	ctr, err = d.CreateStart(ctx, pod, cfg, ctrCfg)
+	if ctr != "" && ids != nil {
 		ids.add(ctr)
 	}
-	if _, err := d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: ctr}); err != nil {
-		return pod, ctr, fmt.Errorf("StartContainer: %w", err)
+	if err != nil {
+		return pod, ctr, err
 	}
 	resp, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"true"}, Timeout: 10})
 	if err != nil {
@@ -155,7 +144,7 @@ func soakPodConfig(t *testing.T, d *framework.Daemon, i int) *runtime.PodSandbox
 	cfg := d.PodConfig(t, "soak"+strconv.Itoa(i))
 	switch i % 4 {
 	case 0:
-		port, _ := strconv.Atoi(freePort(t))
+		port := freePort(t)
 		cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: int32(port)}}
 	case 1:
 		cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -247,7 +246,8 @@ func TestStreamPortForward(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- httpGetEventually(fmt.Sprintf("http://127.0.0.1:%d/index.html", p), "hello from busybox\n")
+			_, err := httpGetWithin(fmt.Sprintf("http://127.0.0.1:%d/index.html", p), "hello from busybox\n", 15*time.Second)
+			errs <- err
 		}()
 	}
 	wg.Wait()
@@ -273,7 +273,7 @@ func TestStreamPortForwardHostNetwork(t *testing.T) {
 		_, _ = e.d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pr.PodSandboxId})
 		_, _ = e.d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pr.PodSandboxId})
 	})
-	port := freeHostPort(t)
+	port := freePort(t)
 	cfg := e.config("hostnet-httpd", fmt.Sprintf("httpd -f -p 127.0.0.1:%d -h /www", port))
 	cr, err := e.d.Runtime.CreateContainer(framework.Ctx(t), &runtime.CreateContainerRequest{PodSandboxId: pr.PodSandboxId, Config: cfg, SandboxConfig: podCf})
 	if err != nil {
@@ -287,7 +287,7 @@ func TestStreamPortForwardHostNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	local := forwardPorts(t, resp.Url, port)
-	if err := httpGetEventually(fmt.Sprintf("http://127.0.0.1:%d/index.html", local[0]), "hello from busybox\n"); err != nil {
+	if _, err := httpGetWithin(fmt.Sprintf("http://127.0.0.1:%d/index.html", local[0]), "hello from busybox\n", 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -421,66 +421,6 @@ func (e *ctrEnv) waitServing(t *testing.T, id string, port int) {
 	})
 }
 
-// httpGetEventually retries while the server in the pod starts.
-func httpGetEventually(u, want string) error {
-	var last error
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(u)
-		if err != nil {
-			last = err
-			continue
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil && resp.StatusCode == http.StatusOK && string(b) == want {
-			return nil
-		}
-		last = fmt.Errorf("GET %s: %d %q %v", u, resp.StatusCode, b, err)
-	}
-	return last
-}
-
-func freeHostPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
-// cmdlinePids lists pids whose NUL-separated command line starts with prefix.
-func cmdlinePids(prefix string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var pids []string
-	for _, e := range entries {
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.HasPrefix(string(b), prefix) {
-			pids = append(pids, e.Name())
-		}
-	}
-	return pids
-}
-
-func fdCount(t *testing.T, pid int) int {
-	t.Helper()
-	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(entries)
-}
-
 type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -501,7 +441,7 @@ func (l *lockedBuffer) String() string {
 // The [stream] section sets where session URLs point.
 func TestStreamConfiguredPort(t *testing.T) {
 	framework.Require(t)
-	port := freeHostPort(t)
+	port := freePort(t)
 	e := newCtrEnv(t, framework.WithConfig(fmt.Sprintf("[stream]\naddress = \"127.0.0.1\"\nport = %d\nidle_timeout = \"1m\"\n", port)))
 	id := e.run(t, e.config("port", "sleep 3600"))
 	u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"echo", "hi"}, Stdout: true})

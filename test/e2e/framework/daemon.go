@@ -143,20 +143,22 @@ func (d *Daemon) Start(t testing.TB) {
 }
 
 func (d *Daemon) connect() error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	exited := false
+	up := Poll(30*time.Second, func() bool {
 		select {
 		case <-d.done:
-			return fmt.Errorf("daemon exited: %v", d.cmd.ProcessState)
+			exited = true
+			return true
 		default:
 		}
-		if _, err := os.Stat(d.Socket); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no socket at %s after 30s", d.Socket)
-		}
-		time.Sleep(20 * time.Millisecond)
+		_, err := os.Stat(d.Socket)
+		return err == nil
+	})
+	switch {
+	case exited:
+		return fmt.Errorf("daemon exited: %v", d.cmd.ProcessState)
+	case !up:
+		return fmt.Errorf("no socket at %s after 30s", d.Socket)
 	}
 	conn, err := grpc.NewClient("unix://"+d.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -1,8 +1,10 @@
 package framework
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,4 +51,31 @@ func (d *Daemon) PullBusybox(t testing.TB, reg *Registry) string {
 		t.Fatalf("pull %s: %v", ref, err)
 	}
 	return ref
+}
+
+// ContainerConfig is a container as the kubelet would send it: sh running
+// script in image, logging to <name>/0.log in the pod's log directory.
+func ContainerConfig(image, name, script string) *runtime.ContainerConfig {
+	return &runtime.ContainerConfig{
+		Metadata: &runtime.ContainerMetadata{Name: name},
+		Image:    &runtime.ImageSpec{Image: image},
+		Command:  []string{"sh", "-c", script},
+		LogPath:  name + "/0.log",
+		Labels:   map[string]string{"name": name},
+		Linux:    &runtime.LinuxContainerConfig{},
+	}
+}
+
+// CreateStart creates cfg's container in pod and starts it, as the
+// kubelet does. The ID comes back also when only the start failed, so the
+// caller can remove what was created.
+func (d *Daemon) CreateStart(ctx context.Context, pod string, podCfg *runtime.PodSandboxConfig, cfg *runtime.ContainerConfig) (string, error) {
+	resp, err := d.Runtime.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+	if err != nil {
+		return "", fmt.Errorf("CreateContainer %s: %w", cfg.GetMetadata().GetName(), err)
+	}
+	if _, err := d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: resp.ContainerId}); err != nil {
+		return resp.ContainerId, fmt.Errorf("StartContainer %s: %w", cfg.GetMetadata().GetName(), err)
+	}
+	return resp.ContainerId, nil
 }

@@ -111,18 +111,18 @@ func freeLoopbackAddr() (string, error) {
 }
 
 func (r *Registry) waitReady() error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	serving := Poll(20*time.Second, func() bool {
 		resp, err := http.Get("http://" + r.Addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized
+	})
+	if !serving {
+		return fmt.Errorf("not serving on %s after 20s", r.Addr)
 	}
-	return fmt.Errorf("not serving on %s after 20s", r.Addr)
+	return nil
 }
 
 // Ref is the pull reference of repo:tag on this registry.
