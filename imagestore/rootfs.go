@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -263,39 +262,6 @@ func (s *Store) ContainerFsUsage() FsUsage {
 		out.InodesUsed += uint64(r.usage.Inodes)
 	}
 	return out
-}
-
-func walkUsage(dir string) (layerUsage, error) {
-	var u layerUsage
-	seen := map[uint64]bool{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil // the container deleted it meanwhile
-			}
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*unixStat)
-		if ok && st.Nlink > 1 {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		u.Inodes++
-		if ok {
-			u.Bytes += st.Blocks * 512
-		}
-		return nil
-	})
-	return u, err
 }
 
 // loadRootfs indexes the writable layers a previous run left.
