@@ -250,6 +250,20 @@ func (s *Store) RootfsUsage(containerID string, maxAge time.Duration) (bytes, in
 	return uint64(u.Bytes), uint64(u.Inodes), nil
 }
 
+// CachedRootfsUsage is the last measurement of a container's writable
+// layer (RootfsUsage's, which the stats refresher keeps current for
+// running containers) and when it was taken, without measuring: ok is
+// false before the first one.
+func (s *Store) CachedRootfsUsage(containerID string) (u Usage, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, found := s.rootfs[containerID]
+	if !found || r.usageAt.IsZero() {
+		return Usage{}, time.Time{}, false
+	}
+	return r.usage, r.usageAt, true
+}
+
 // ContainerFsUsage sums the last known usage of every writable layer; the
 // values are those RootfsUsage last measured (the kubelet asks for them
 // with every container stats call).

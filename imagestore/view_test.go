@@ -164,8 +164,14 @@ func TestViewDiffAndDiskUsage(t *testing.T) {
 	if w < 64<<10 || w >= 2*64<<10 {
 		t.Errorf("writable = %d bytes; want the hard-linked 64 KiB once and no sparse holes", w)
 	}
-	if cached, _, err := s.RootfsUsage(cid, 0); err != nil || int64(cached) != w {
-		t.Errorf("RootfsUsage = %d, %v; DiskUsage says %d", cached, err, w)
+	if _, _, ok := s.CachedRootfsUsage(cid); ok {
+		t.Error("CachedRootfsUsage before any measurement reports one")
+	}
+	if measured, _, err := s.RootfsUsage(cid, 0); err != nil || int64(measured) != w {
+		t.Errorf("RootfsUsage = %d, %v; DiskUsage says %d", measured, err, w)
+	}
+	if cached, at, ok := s.CachedRootfsUsage(cid); !ok || cached.Bytes != w || at.IsZero() {
+		t.Errorf("CachedRootfsUsage after RootfsUsage = %+v %v %v; want %d bytes", cached, at, ok, w)
 	}
 
 	rows := du.Summary(func(id string) bool { return id == cid })
