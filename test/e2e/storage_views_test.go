@@ -318,3 +318,66 @@ func waitWritableInfo(t *testing.T, e *ctrEnv, id string, want int64) {
 	}
 	t.Errorf("verbose ContainerStatus never showed the writable layer at %d bytes; last info %s", want, last)
 }
+
+// timedCriserver runs criserver and logs its output and its times the way
+// time(1) prints them.
+func timedCriserver(t *testing.T, args ...string) string {
+	t.Helper()
+	bin, err := framework.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	out, err := cmd.Output()
+	real := time.Since(start)
+	if err != nil {
+		t.Fatalf("criserver %v: %v: %s", args, err, errb.String())
+	}
+	t.Logf("$ time criserver %s\n%s\nreal %v  user %v  sys %v", strings.Join(args, " "), out,
+		real.Round(time.Millisecond), cmd.ProcessState.UserTime().Round(time.Millisecond), cmd.ProcessState.SystemTime().Round(time.Millisecond))
+	return string(out)
+}
+
+// TestStorageViewsAt20Containers runs diff and df on a node with 20
+// running containers, each of which wrote files of its own, and logs their
+// output and run time (go test -v shows them).
+func TestStorageViewsAt20Containers(t *testing.T) {
+	const n = 20
+	e := newCtrEnv(t)
+	ids := make([]string, n)
+	for i := range n {
+		name := fmt.Sprintf("w%02d", i)
+		ids[i] = e.run(t, e.config(name, fmt.Sprintf(
+			"dd if=/dev/urandom of=/data-%s bs=4096 count=%d 2>/dev/null && rm /etc/group && echo > /done && exec sleep 3600", name, i+1)))
+	}
+	for i, id := range ids {
+		want := []string{fmt.Sprintf("A /data-w%02d", i), "A /done", "C /etc", "D /etc/group", "A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf"}
+		var got []string
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			got = strings.Split(strings.TrimSpace(mustCriserver(t, "diff", "--root", e.d.Root, id)), "\n")
+			if slices.Contains(got, "A /done") {
+				break
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("diff of container %d:\n got %q\nwant %q", i, got, want)
+		}
+	}
+	df := checkDfAgainstDu(t, e.d.Root)
+	if c := df.row("Containers"); c.Count != n || c.Active != n {
+		t.Errorf("Containers row %+v; want %d, all active", c, n)
+	}
+	for _, c := range df.Containers {
+		i := slices.Index(ids, c.ID)
+		if want := int64(4096 * (i + 1)); c.Writable.Bytes < want || c.Writable.Bytes > want+64<<10 {
+			t.Errorf("container %d writable %d bytes; want its %d bytes of data plus a few blocks", i, c.Writable.Bytes, want)
+		}
+	}
+	timedCriserver(t, "diff", "--root", e.d.Root, ids[n-1])
+	timedCriserver(t, "df", "--root", e.d.Root)
+	timedCriserver(t, "df", "-v", "--root", e.d.Root)
+	timedCriserver(t, "df", "--json", "--root", e.d.Root)
+}
