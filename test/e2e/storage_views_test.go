@@ -190,16 +190,19 @@ rm -rf /app/data && mkdir /app/data && echo n > /app/data/new
 dd if=/dev/urandom of=/big bs=65536 count=1 2>/dev/null
 ln /big /big-link
 truncate -s 100M /sparse
+touch "/odd
+name" "$(printf '/bad\377')"
 echo > /done
 exec sleep 3600`)
 	cfg.Image.Image = e.reg.Ref("app", "v1")
 	id := e.run(t, cfg)
 
 	// The runtime adds the mountpoints of the pod's files.
+	// Text escapes the newline and the byte that is not UTF-8.
 	want := []string{
 		"C /app", "D /app/conf", "C /app/data", "D /app/data/a", "A /app/data/new", "D /app/data/sub", "C /app/keep",
-		"A /big", "A /big-link", "A /created", "A /done", "C /etc", "D /etc/group",
-		"A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf", "A /sparse",
+		`A /bad\xff`, "A /big", "A /big-link", "A /created", "A /done", "C /etc", "D /etc/group",
+		"A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf", `A /odd\nname`, "A /sparse",
 	}
 	var got []string
 	deadline := time.Now().Add(30 * time.Second)
@@ -213,21 +216,32 @@ exec sleep 3600`)
 	if !slices.Equal(got, want) {
 		t.Fatalf("criserver diff of a running container:\n got %q\nwant %q", got, want)
 	}
+	t.Logf("$ criserver diff %s\n%s", id[:12], strings.Join(got, "\n"))
 
-	// --json has the same changes; --name/--pod finds the same container.
+	// --json has the same changes, exact; --name/--pod finds the same container.
 	var js struct {
 		ContainerID string `json:"containerID"`
-		Changes     []struct{ Kind, Path string }
+		Changes     []struct {
+			Kind, Path string
+			PathBytes  []byte
+		}
 	}
 	if err := json.Unmarshal([]byte(mustCriserver(t, "diff", "--json", "--root", root, "--name", "writer", "--pod", "e2e/"+e.podCf.Metadata.Name)), &js); err != nil {
 		t.Fatal(err)
 	}
 	var fromJSON []string
 	for _, c := range js.Changes {
-		fromJSON = append(fromJSON, c.Kind+" "+c.Path)
+		p := c.Path
+		if c.PathBytes != nil {
+			p = string(c.PathBytes)
+		}
+		fromJSON = append(fromJSON, c.Kind+" "+p)
 	}
-	if js.ContainerID != id || !slices.Equal(fromJSON, want) {
-		t.Errorf("diff --json --name writer --pod: container %s, changes %q; want %s, %q", js.ContainerID, fromJSON, id, want)
+	wantExact := slices.Clone(want)
+	wantExact[slices.Index(want, `A /bad\xff`)] = "A /bad\xff"
+	wantExact[slices.Index(want, `A /odd\nname`)] = "A /odd\nname"
+	if js.ContainerID != id || !slices.Equal(fromJSON, wantExact) {
+		t.Errorf("diff --json --name writer --pod: container %s, changes %q; want %s, %q", js.ContainerID, fromJSON, id, wantExact)
 	}
 
 	df := checkDfAgainstDu(t, root)
@@ -254,6 +268,7 @@ exec sleep 3600`)
 	if ctr.Count != 1 || ctr.Active != 1 || ctr.Size != w || ctr.Reclaimable != 0 {
 		t.Errorf("Containers row %+v", ctr)
 	}
+	t.Logf("$ criserver df\n%s", mustCriserver(t, "df", "--root", root))
 	verbose := mustCriserver(t, "df", "-v", "--root", root)
 	for _, s := range []string{"Images:", "Containers:", "Layers:", id[:12], "writer", "running"} {
 		if !strings.Contains(verbose, s) {
