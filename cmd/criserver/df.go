@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -104,21 +105,29 @@ func newDfReport(ctx context.Context, v *imagestore.View, root string) (*dfRepor
 	return r, nil
 }
 
-func (r *dfReport) writeText(w io.Writer, verbose bool) error {
+// writeText writes the tables at once: a buffer cannot fail half-way,
+// so the one write to w is the only error.
+func (r *dfReport) writeText(out io.Writer, verbose bool) error {
+	w := &bytes.Buffer{}
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(tw, "TYPE\tTOTAL\tACTIVE\tSIZE\tSHARED\tUNIQUE\tRECLAIMABLE")
 	for _, s := range r.Summary {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Type, s.Count, s.Active,
 			humanBytes(s.Size), humanBytes(s.Shared), humanBytes(s.Unique), reclaimable(s.Reclaimable, s.Size))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	tw.Flush()
 	fmt.Fprintf(w, "\nStore %s: %s in %d inodes (du -sx), of which %s are records, overlay work directories and links\n",
 		r.Root, humanBytes(r.Total.Bytes), r.Total.Inodes, humanBytes(r.Other.Bytes))
-	if !verbose {
-		return nil
+	if verbose {
+		r.writeDetails(w)
 	}
+	_, err := out.Write(w.Bytes())
+	return err
+}
+
+// writeDetails is -v: a table of images, of containers and of layers.
+func (r *dfReport) writeDetails(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(w, "\nImages:")
 	fmt.Fprintln(tw, "IMAGE ID\tTAGS\tSIZE\tSHARED\tUNIQUE\tCONTAINERS")
 	for _, im := range r.Images {
@@ -143,7 +152,7 @@ func (r *dfReport) writeText(w io.Writer, verbose bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", shortID(l.ChainID.String()), humanBytes(l.Usage.Bytes), l.Usage.Inodes,
 			l.Containers, orNone(strings.Join(ids, ",")))
 	}
-	return tw.Flush()
+	tw.Flush()
 }
 
 func shortID(id string) string {
