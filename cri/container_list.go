@@ -78,9 +78,25 @@ func (s *Service) containerInfo(c *containerRecord) map[string]string {
 		"imageRef":       c.Image.Ref,
 		"config":         c.Config,
 	}
+	if wl := s.writableLayerInfo(c.ID); wl != nil {
+		info["writableLayer"] = wl
+	}
 	b, err := json.Marshal(info)
 	if err != nil {
 		return nil
 	}
 	return map[string]string{"info": string(b)}
+}
+
+// writableLayerInfo is the writable layer's usage as the stats refresher
+// last measured it; nil before the first measurement. Status never walks.
+func (s *Service) writableLayerInfo(id string) map[string]any {
+	if s.opts.Images == nil {
+		return nil
+	}
+	u, at, ok := s.opts.Images.CachedRootfsUsage(id)
+	if !ok {
+		return nil
+	}
+	return map[string]any{"usedBytes": u.Bytes, "inodesUsed": u.Inodes, "measuredAt": at}
 }

@@ -34,11 +34,14 @@ type layer struct {
 	usage   layerUsage
 }
 
-// layerUsage is counted while unpacking so that ImageFsInfo never walks.
-type layerUsage struct {
+// Usage is the disk usage of a tree of files.
+type Usage struct {
 	Bytes  int64 `json:"bytes"`
 	Inodes int64 `json:"inodes"`
 }
+
+// layerUsage is counted while unpacking so that ImageFsInfo never walks.
+type layerUsage = Usage
 
 // chainIDs computes the OCI chain ID of every layer from the diff IDs:
 // ChainID(L0) = DiffID(L0), ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln)).

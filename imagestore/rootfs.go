@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -253,6 +252,20 @@ func (s *Store) RootfsUsage(containerID string, maxAge time.Duration) (bytes, in
 	return uint64(u.Bytes), uint64(u.Inodes), nil
 }
 
+// CachedRootfsUsage is the last measurement of a container's writable
+// layer (RootfsUsage's, which the stats refresher keeps current for
+// running containers) and when it was taken, without measuring: ok is
+// false before the first one.
+func (s *Store) CachedRootfsUsage(containerID string) (u Usage, at time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, found := s.rootfs[containerID]
+	if !found || r.usageAt.IsZero() {
+		return Usage{}, time.Time{}, false
+	}
+	return r.usage, r.usageAt, true
+}
+
 // ContainerFsUsage sums the last known usage of every writable layer; the
 // values are those RootfsUsage last measured (the kubelet asks for them
 // with every container stats call).
@@ -265,39 +278,6 @@ func (s *Store) ContainerFsUsage() FsUsage {
 		out.InodesUsed += uint64(r.usage.Inodes)
 	}
 	return out
-}
-
-func walkUsage(dir string) (layerUsage, error) {
-	var u layerUsage
-	seen := map[uint64]bool{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil // the container deleted it meanwhile
-			}
-			return err
-		}
-		if p == dir {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		st, ok := info.Sys().(*unixStat)
-		if ok && st.Nlink > 1 {
-			if seen[st.Ino] {
-				return nil
-			}
-			seen[st.Ino] = true
-		}
-		u.Inodes++
-		if ok {
-			u.Bytes += st.Blocks * 512
-		}
-		return nil
-	})
-	return u, err
 }
 
 // loadRootfs indexes the writable layers a previous run left.

@@ -14,13 +14,15 @@ import (
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/imagestore/overlay"
 )
 
 const (
 	whiteoutPrefix = ".wh."
 	whiteoutMeta   = ".wh..wh."
 	opaqueMarker   = ".wh..wh..opq"
-	opaqueXattr    = "trusted.overlay.opaque"
+	opaqueXattr    = overlay.OpaqueXattr
 	paxXattrPrefix = "SCHILY.xattr."
 )
 

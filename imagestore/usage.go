@@ -1,7 +1,6 @@
 package imagestore
 
 import (
-	"syscall"
 	"time"
 )
 
@@ -43,5 +42,3 @@ func (s *Store) ImageFsUsage() FsUsage {
 		Timestamp:  time.Now(),
 	}
 }
-
-type unixStat = syscall.Stat_t

@@ -22,6 +22,14 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "diff":
+			return runDiff(context.Background(), args[1:], stdout, stderr)
+		case "df":
+			return runDf(context.Background(), args[1:], stdout, stderr)
+		}
+	}
 	printConfig := len(args) > 0 && args[0] == "config"
 	if printConfig {
 		args = args[1:]

@@ -1,0 +1,56 @@
+package cri
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/atomicfile"
+)
+
+// StoredContainer is what a container's record under a root says of it.
+type StoredContainer struct {
+	ID, PodID, Name string
+	Attempt         uint32
+	// Image is the reference the container was created with.
+	Image string
+	// State is the state the daemon last recorded.
+	State runtime.ContainerState
+}
+
+// ReadContainers reads the container records under root for tools that
+// run beside the daemon: it changes nothing, and skips a container
+// removed while it reads.
+func ReadContainers(root string) ([]StoredContainer, error) {
+	dir := filepath.Join(root, "containers")
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // no container was ever made
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read container records: %w", err)
+	}
+	var out []StoredContainer
+	for _, e := range entries {
+		var f recordFile
+		if err := atomicfile.ReadJSON(filepath.Join(dir, e.Name(), "container.json"), &f); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("read container record: %w", err)
+		}
+		c, err := recordFromFile(&f)
+		if err != nil {
+			return nil, err
+		}
+		md := c.Config.GetMetadata()
+		out = append(out, StoredContainer{
+			ID: c.ID, PodID: c.PodID, Name: md.GetName(), Attempt: md.GetAttempt(),
+			Image: c.Image.Ref, State: c.state,
+		})
+	}
+	return out, nil
+}
