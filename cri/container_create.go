@@ -167,17 +167,23 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 			s.rollbackCreate(c)
 		}
 	}()
-	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID)
+	vols := imageVolumeMounts(cfg)
+	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images})
 	if err != nil {
+		if errors.Is(err, imagestore.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, "create rootfs of container %s: %v", id, err)
+		}
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
 	fault.Crash("container.create.after-rootfs")
+	c.Config = vols.withImageRefs(rootfs.VolumeImageIDs)
 	in := oci.SpecInput{
 		ContainerID:       id,
 		Config:            cfg,
 		Sandbox:           sb.SpecInfo(),
 		Image:             img.Config,
-		ImageRootfs:       rootfs,
+		ImageRootfs:       rootfs.Path,
+		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      string(s.opts.CgroupDriver),
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
 		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),

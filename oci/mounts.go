@@ -40,7 +40,7 @@ func defaultMounts(privileged bool) []specs.Mount {
 // then the CRI mounts (which replace anything at the same destination).
 func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	criMounts, err := criMounts(s, in.Config.GetMounts(), in.RecursiveReadOnly, host)
+	criMounts, err := criMounts(s, in.Config.GetMounts(), in.RecursiveReadOnly, in.ImageMountRoots, host)
 	if err != nil {
 		return err
 	}
@@ -162,14 +162,14 @@ func (r *Result) MakeDirs() error {
 }
 
 // criMounts converts the CRI mounts, parents before children.
-func criMounts(s *specs.Spec, mounts []*runtime.Mount, rroSupported bool, host *HostInfo) ([]specs.Mount, error) {
+func criMounts(s *specs.Spec, mounts []*runtime.Mount, rroSupported bool, imageRoots map[string]string, host *HostInfo) ([]specs.Mount, error) {
 	var out []specs.Mount
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		if m == nil {
 			continue
 		}
-		cm, err := criMount(s, m, rroSupported, host)
+		cm, err := criMount(s, m, rroSupported, imageRoots, host)
 		if err != nil {
 			return nil, err
 		}
@@ -190,14 +190,17 @@ func depth(p string) int {
 	return strings.Count(p, "/")
 }
 
-func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo) (specs.Mount, error) {
+func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, imageRoots map[string]string, host *HostInfo) (specs.Mount, error) {
 	dst := m.GetContainerPath()
 	if dst == "" || !path.IsAbs(dst) || hasDotDot(dst) || strings.ContainsRune(dst, 0) {
 		return specs.Mount{}, invalidf("mount container path %q must be absolute and without '..'", dst)
 	}
 	dst = path.Clean(dst)
-	if m.GetImage() != nil && m.GetImage().GetImage() != "" && m.GetHostPath() == "" {
-		return specs.Mount{}, invalidf("image volume mount %q is not supported", dst)
+	if m.GetImage().GetImage() != "" {
+		return imageMount(m, dst, imageRoots)
+	}
+	if m.GetImageSubPath() != "" {
+		return specs.Mount{}, invalidf("mount %q: image_sub_path without an image", dst)
 	}
 	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
 		return specs.Mount{}, invalidf("id-mapped mount %q is not supported", dst)
@@ -254,6 +257,40 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo
 		opts = append(opts, "rw")
 	}
 	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts}, nil
+}
+
+// imageMount binds an image volume (CRI Mount.image): the image's mounted
+// root, or the image_sub_path inside it, read-only. The image is mounted
+// read-only already; a read-write request is refused rather than quietly
+// made read-only.
+func imageMount(m *runtime.Mount, dst string, roots map[string]string) (specs.Mount, error) {
+	if m.GetHostPath() != "" {
+		return specs.Mount{}, invalidf("mount %q names both an image and a host path", dst)
+	}
+	if !m.GetReadonly() {
+		return specs.Mount{}, invalidf("image volume mount %q must be read-only", dst)
+	}
+	root := roots[dst]
+	if root == "" {
+		return specs.Mount{}, fmt.Errorf("image volume mount %q: image %q is not mounted", dst, m.GetImage().GetImage())
+	}
+	src := root
+	if sub := m.GetImageSubPath(); sub != "" {
+		if path.IsAbs(sub) || hasDotDot(sub) || strings.ContainsRune(sub, 0) {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q must be relative and without '..'", dst, sub)
+		}
+		// Symlinks in the image resolve inside its root; the image is
+		// read-only, so what is checked here is what gets bound.
+		p, err := securejoin.SecureJoin(root, sub)
+		if err != nil {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q: %v", dst, sub, err)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q does not exist in image %q", dst, sub, m.GetImage().GetImage())
+		}
+		src = p
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"}}, nil
 }
 
 func hasDotDot(p string) bool {

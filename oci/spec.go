@@ -74,6 +74,9 @@ type SpecInput struct {
 	// mounts (see RecursiveReadOnlySupported); without it a mount asking
 	// for recursive read-only is refused.
 	RecursiveReadOnly bool
+	// ImageMountRoots maps the container path of each CRI image volume
+	// mount (Mount.image) to the mounted root of its image.
+	ImageMountRoots map[string]string
 	// TargetPIDNSPath is the PID namespace of the target container for
 	// NamespaceMode TARGET.
 	TargetPIDNSPath string
