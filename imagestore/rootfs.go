@@ -35,6 +35,9 @@ type rootfs struct {
 	// Volumes are the images mounted read-only for the container's image
 	// volumes, in the order asked; their layers stay while it exists.
 	Volumes []imageVolume `json:"volumes,omitempty"`
+	// UserNS is the user namespace the layers are id-mapped into; nil for
+	// the host's.
+	UserNS *UserNS `json:"userns,omitempty"`
 
 	usage   layerUsage
 	usageAt time.Time
@@ -55,6 +58,9 @@ type RootfsOptions struct {
 	// VolumeImages name the images (references or IDs) to mount read-only
 	// for the container's image volumes.
 	VolumeImages []string
+	// UserNS, when set, id-maps the rootfs and the volumes into that user
+	// namespace.
+	UserNS *UserNS
 }
 
 // Mounted is a container's mounted rootfs.
@@ -108,7 +114,7 @@ func (s *Store) newRootfsLocked(containerID, imageID string, opts RootfsOptions)
 	if _, clash := s.layers[digest.NewDigestFromEncoded(digest.SHA256, containerID)]; clash {
 		return nil, errors.New("ID names a layer")
 	}
-	r := &rootfs{ContainerID: containerID, ImageID: rec.ID, Layers: rec.Layers}
+	r := &rootfs{ContainerID: containerID, ImageID: rec.ID, Layers: rec.Layers, UserNS: opts.UserNS}
 	for _, ref := range opts.VolumeImages {
 		v, err := s.resolveLocked(ref)
 		if err != nil {
@@ -142,6 +148,12 @@ func (s *Store) createRootfs(r *rootfs) (Mounted, error) {
 	}
 	for _, d := range dirs {
 		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
+			return Mounted{}, err
+		}
+	}
+	if r.UserNS != nil {
+		// The writable layer's root is root's inside.
+		if err := os.Chown(filepath.Join(tmp, "diff"), int(r.UserNS.UID), int(r.UserNS.GID)); err != nil {
 			return Mounted{}, err
 		}
 	}
@@ -183,14 +195,20 @@ func (s *Store) MountRootfs(ctx context.Context, containerID string) (Mounted, e
 // mount mounts what of r is not mounted yet: the rootfs and its volumes.
 func (s *Store) mount(r *rootfs) (Mounted, error) {
 	m := Mounted{Path: filepath.Join(s.rootfsPath(r.ContainerID), "merged")}
-	// Paths relative to overlay2 keep the options short: ~30 bytes a layer.
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work,index=off",
-		lowerFor(r.Layers), r.ContainerID, r.ContainerID)
-	if err := s.mountOverlay(m.Path, opts, 0); err != nil {
-		return Mounted{}, err
+	if r.UserNS != nil {
+		if err := s.mountIDMappedOverlay(r.ContainerID, m.Path, r.Layers, r.UserNS, true, 0); err != nil {
+			return Mounted{}, err
+		}
+	} else {
+		// Paths relative to overlay2 keep the options short: ~30 bytes a layer.
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work,index=off",
+			lowerFor(r.Layers), r.ContainerID, r.ContainerID)
+		if err := s.mountOverlay(m.Path, opts, 0); err != nil {
+			return Mounted{}, err
+		}
 	}
 	for i, v := range r.Volumes {
-		p, err := s.mountVolume(r.ContainerID, i, v)
+		p, err := s.mountVolume(r, i, v)
 		if err != nil {
 			return Mounted{}, err
 		}

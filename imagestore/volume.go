@@ -41,8 +41,15 @@ func (s *Store) volumePath(cid string, i int) string {
 // mountVolume mounts the image of volume i: an overlay of its layers with
 // no upper directory, which the kernel makes read-only, mounted read-only
 // as well.
-func (s *Store) mountVolume(cid string, i int, v imageVolume) (string, error) {
+func (s *Store) mountVolume(r *rootfs, i int, v imageVolume) (string, error) {
+	cid := r.ContainerID
 	target := s.volumePath(cid, i)
+	if r.UserNS != nil {
+		if err := s.mountIDMappedOverlay(cid, target, v.Layers, r.UserNS, false, unix.MS_RDONLY); err != nil {
+			return "", err
+		}
+		return target, nil
+	}
 	lower := lowerFor(v.Layers)
 	if len(v.Layers) == 1 {
 		lower += ":" + filepath.Join(cid, volumesDir, volumeBottom)
@@ -61,5 +68,6 @@ func (s *Store) unmountAll(r *rootfs) error {
 		errs = append(errs, unmount(s.volumePath(r.ContainerID, i)))
 	}
 	errs = append(errs, unmount(filepath.Join(s.rootfsPath(r.ContainerID), "merged")))
+	errs = append(errs, s.removeIDMapDirs(r.ContainerID))
 	return errors.Join(errs...)
 }

@@ -40,7 +40,7 @@ func defaultMounts(privileged bool) []specs.Mount {
 // then the CRI mounts (which replace anything at the same destination).
 func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	criMounts, err := criMounts(s, in.Config.GetMounts(), in.RecursiveReadOnly, in.ImageMountRoots, host)
+	criMounts, err := criMounts(s, in.Config.GetMounts(), mountSupport{rro: in.RecursiveReadOnly, idmap: in.IDMappedMounts}, in.ImageMountRoots, host)
 	if err != nil {
 		return err
 	}
@@ -162,14 +162,19 @@ func (r *Result) MakeDirs() error {
 }
 
 // criMounts converts the CRI mounts, parents before children.
-func criMounts(s *specs.Spec, mounts []*runtime.Mount, rroSupported bool, imageRoots map[string]string, host *HostInfo) ([]specs.Mount, error) {
+// mountSupport is what the runtime handler can do with mounts.
+type mountSupport struct {
+	rro, idmap bool
+}
+
+func criMounts(s *specs.Spec, mounts []*runtime.Mount, support mountSupport, imageRoots map[string]string, host *HostInfo) ([]specs.Mount, error) {
 	var out []specs.Mount
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		if m == nil {
 			continue
 		}
-		cm, err := criMount(s, m, rroSupported, imageRoots, host)
+		cm, err := criMount(s, m, support, imageRoots, host)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +195,7 @@ func depth(p string) int {
 	return strings.Count(p, "/")
 }
 
-func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, imageRoots map[string]string, host *HostInfo) (specs.Mount, error) {
+func criMount(s *specs.Spec, m *runtime.Mount, support mountSupport, imageRoots map[string]string, host *HostInfo) (specs.Mount, error) {
 	dst := m.GetContainerPath()
 	if dst == "" || !path.IsAbs(dst) || hasDotDot(dst) || strings.ContainsRune(dst, 0) {
 		return specs.Mount{}, invalidf("mount container path %q must be absolute and without '..'", dst)
@@ -202,8 +207,9 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, imageRoots map
 	if m.GetImageSubPath() != "" {
 		return specs.Mount{}, invalidf("mount %q: image_sub_path without an image", dst)
 	}
-	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, invalidf("id-mapped mount %q is not supported", dst)
+	uidMap, gidMap, err := mountIDMappings(m, dst, support.idmap)
+	if err != nil {
+		return specs.Mount{}, err
 	}
 	src := m.GetHostPath()
 	if src == "" || !filepath.IsAbs(src) || strings.ContainsRune(src, 0) {
@@ -247,7 +253,7 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, imageRoots map
 		if m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE {
 			return specs.Mount{}, invalidf("recursive read-only mount %q needs private propagation", dst)
 		}
-		if !rroSupported {
+		if !support.rro {
 			return specs.Mount{}, invalidf("recursive read-only mount %q is not supported by the runtime on this host", dst)
 		}
 		opts = append(opts, "ro", "rro")
@@ -256,7 +262,35 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, imageRoots map
 	default:
 		opts = append(opts, "rw")
 	}
-	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts}, nil
+	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts, UIDMappings: uidMap, GIDMappings: gidMap}, nil
+}
+
+// mountIDMappings converts a CRI mount's id mappings (the kubelet sets the
+// pod's user namespace mappings on the volumes of a pod in one): one uid
+// and one gid mapping, or none.
+func mountIDMappings(m *runtime.Mount, dst string, supported bool) (uid, gid []specs.LinuxIDMapping, err error) {
+	if len(m.GetUidMappings()) == 0 && len(m.GetGidMappings()) == 0 {
+		return nil, nil, nil
+	}
+	if !supported {
+		return nil, nil, invalidf("id-mapped mount %q is not supported by the runtime handler on this host", dst)
+	}
+	if len(m.GetUidMappings()) != 1 || len(m.GetGidMappings()) != 1 {
+		return nil, nil, invalidf("id-mapped mount %q needs exactly one uid and one gid mapping", dst)
+	}
+	conv := func(x *runtime.IDMapping) ([]specs.LinuxIDMapping, error) {
+		if x.GetLength() == 0 {
+			return nil, invalidf("id-mapped mount %q has an empty mapping", dst)
+		}
+		return []specs.LinuxIDMapping{{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()}}, nil
+	}
+	if uid, err = conv(m.GetUidMappings()[0]); err != nil {
+		return nil, nil, err
+	}
+	if gid, err = conv(m.GetGidMappings()[0]); err != nil {
+		return nil, nil, err
+	}
+	return uid, gid, nil
 }
 
 // imageMount binds an image volume (CRI Mount.image): the image's mounted

@@ -278,23 +278,33 @@ func TestImageVolumes(t *testing.T) {
 	}
 }
 
-func TestRecursiveReadOnlyFacts(t *testing.T) {
+func TestParseFeatures(t *testing.T) {
+	const userns = `"linux":{"namespaces":["mount","user"],"mountExtensions":{"idmap":{"enabled":true}}}`
 	for _, tc := range []struct {
-		json string
-		want bool
+		name, json, release string
+		want                Features
 	}{
-		{`{"mountOptions":["ro","rro","bind"]}`, true},
-		{`{"mountOptions":["ro","bind"]}`, false},
-		{`{}`, false},
+		{"rro", `{"mountOptions":["ro","rro","bind"]}`, "6.1.0", Features{RecursiveReadOnly: true}},
+		{"no rro", `{"mountOptions":["ro","bind"]}`, "6.1.0", Features{}},
+		{"rro on an old kernel", `{"mountOptions":["rro"]}`, "5.11.9", Features{}},
+		{"empty", `{}`, "6.1.0", Features{}},
+		{"userns", `{` + userns + `}`, "6.18.44-fc-v657", Features{IDMappedMounts: true, UserNamespaces: true}},
+		{"idmap without overlay on idmapped layers", `{` + userns + `}`, "5.15.0", Features{IDMappedMounts: true}},
+		{"idmap disabled", `{"linux":{"namespaces":["user"],"mountExtensions":{"idmap":{"enabled":false}}}}`, "6.1.0", Features{}},
+		{"idmap unknown", `{"linux":{"namespaces":["user"]}}`, "6.1.0", Features{}},
+		{"no user namespace", `{"linux":{"namespaces":["mount"],"mountExtensions":{"idmap":{"enabled":true}}}}`, "6.1.0", Features{IDMappedMounts: true}},
 	} {
-		got, err := featuresHaveRRO([]byte(tc.json))
+		got, err := parseFeatures([]byte(tc.json), tc.release)
 		if err != nil || got != tc.want {
-			t.Errorf("%s: got %v, %v", tc.json, got, err)
+			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := featuresHaveRRO([]byte("nope")); err == nil {
+	if _, err := parseFeatures([]byte("nope"), "6.1.0"); err == nil {
 		t.Error("bad features json accepted")
 	}
+}
+
+func TestReleaseAtLeast(t *testing.T) {
 	for _, tc := range []struct {
 		release string
 		want    bool

@@ -172,7 +172,17 @@ func (m *Manager) setupNamespaces(_ context.Context, sb *Sandbox) error {
 	if !sb.HostIPC {
 		pins = append(pins, nsPin{nsIPC, m.pinPath(nsIPC, sb.ID)})
 	}
-	if err := createNamespaces(pins, sb.Hostname); err != nil {
+	uid, gid, userns, err := userNamespaceMappings(sb.Config)
+	if err != nil {
+		return err
+	}
+	if userns {
+		userPin := nsPin{nsUser, m.pinPath(nsUser, sb.ID)}
+		if err := createUserNamespaces(userPin, pins, uid, gid, sb.Hostname); err != nil {
+			return err
+		}
+		sb.UserNSPath = userPin.path
+	} else if err := createNamespaces(pins, sb.Hostname); err != nil {
 		return err
 	}
 	for _, p := range pins {
@@ -194,7 +204,10 @@ func (m *Manager) setupShm(_ context.Context, sb *Sandbox) error {
 	}
 	p := m.shmPath(sb.ID)
 	sb.ShmPath = p // set first: teardown removes the dir even if the mount failed
-	return mountShm(p, m.opts.ShmSize)
+	if err := mountShm(p, m.opts.ShmSize); err != nil {
+		return err
+	}
+	return ownByPodRoot(sb, p)
 }
 
 func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox) error {
@@ -270,11 +283,36 @@ func (m *Manager) setupFiles(_ context.Context, sb *Sandbox) error {
 			return err
 		}
 		*f.path = p
+		if err := ownByPodRoot(sb, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownByPodRoot gives a file the pod makes for its containers to the host
+// IDs of root in the pod's user namespace, so that it is root's inside
+// (unowned files show as nobody there and root could not write them).
+func ownByPodRoot(sb *Sandbox, p string) error {
+	uid, gid, ok := sb.UserNamespace()
+	if !ok {
+		return nil
+	}
+	if err := os.Chown(p, int(uid.HostID), int(gid.HostID)); err != nil {
+		return fmt.Errorf("give %s to the pod's root: %w", p, err)
 	}
 	return nil
 }
 
 func (m *Manager) setupSysctls(_ context.Context, sb *Sandbox) error {
+	if sb.UserNSPath != "" {
+		// The kernel lets only root of the owning user namespace write the
+		// sysctls of a namespace a child user namespace owns, and a thread
+		// of the daemon cannot join one. Every container applies the pod's
+		// sysctls from inside (SandboxInfo.Sysctls), so they hold wherever
+		// a process of the pod runs.
+		return nil
+	}
 	return applySysctls(sb.Config.GetLinux().GetSysctls(), sb.NetNSPath, sb.IPCNSPath)
 }
 

@@ -32,8 +32,14 @@ func (m *Manager) validate(cfg *runtime.PodSandboxConfig, handler string) error 
 		return fmt.Errorf("%w: hostname %q is not a valid host name", ErrInvalid, cfg.GetHostname())
 	}
 	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if u := nso.GetUsernsOptions(); u != nil && u.GetMode() == runtime.NamespaceMode_POD {
-		return fmt.Errorf("%w: user namespaces are not supported", ErrInvalid)
+	_, _, userns, err := userNamespaceMappings(cfg)
+	if err != nil {
+		return err
+	}
+	if userns && nso.GetPid() == runtime.NamespaceMode_POD {
+		// The shared PID namespace belongs to the host's user namespace,
+		// where a container of the pod's cannot mount its /proc.
+		return fmt.Errorf("%w: a shared PID namespace (pid: POD) with a user namespace is not supported", ErrInvalid)
 	}
 	for name, mode := range map[string]runtime.NamespaceMode{"network": nso.GetNetwork(), "ipc": nso.GetIpc(), "pid": nso.GetPid()} {
 		switch mode {

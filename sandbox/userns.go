@@ -1,0 +1,149 @@
+package sandbox
+
+import (
+	"fmt"
+	"os/exec"
+	goruntime "runtime"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var nsUser = nsKind{"user", unix.CLONE_NEWUSER}
+
+// userNamespaceMappings reads the pod's user namespace request: ok is false
+// for the host's user namespace (mode NODE or no options). It refuses what
+// the CRI says a runtime must refuse: modes CONTAINER and TARGET, more than
+// one mapping, and mappings that leave container ID 0 unmapped.
+func userNamespaceMappings(cfg *runtime.PodSandboxConfig) (uid, gid specs.LinuxIDMapping, ok bool, err error) {
+	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	if u == nil {
+		// Mode POD is the enum's zero value: only a message that is
+		// there asks for a user namespace.
+		return uid, gid, false, nil
+	}
+	switch u.GetMode() {
+	case runtime.NamespaceMode_NODE:
+		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
+			return uid, gid, false, fmt.Errorf("%w: user namespace mode NODE takes no mappings", ErrInvalid)
+		}
+		return uid, gid, false, nil
+	case runtime.NamespaceMode_POD:
+	default:
+		return uid, gid, false, fmt.Errorf("%w: user namespace mode %v is not valid for a pod (NODE or POD)", ErrInvalid, u.GetMode())
+	}
+	if uid, err = oneMapping("uid", u.GetUids()); err != nil {
+		return uid, gid, false, err
+	}
+	if gid, err = oneMapping("gid", u.GetGids()); err != nil {
+		return uid, gid, false, err
+	}
+	return uid, gid, true, nil
+}
+
+func oneMapping(kind string, ms []*runtime.IDMapping) (specs.LinuxIDMapping, error) {
+	if len(ms) != 1 {
+		return specs.LinuxIDMapping{}, fmt.Errorf("%w: user namespace needs exactly one %s mapping, got %d", ErrInvalid, kind, len(ms))
+	}
+	m := ms[0]
+	switch {
+	case m.GetContainerId() != 0:
+		return specs.LinuxIDMapping{}, fmt.Errorf("%w: user namespace %s mapping must map container ID 0, it starts at %d", ErrInvalid, kind, m.GetContainerId())
+	case m.GetLength() == 0:
+		return specs.LinuxIDMapping{}, fmt.Errorf("%w: user namespace %s mapping is empty", ErrInvalid, kind)
+	case m.GetHostId() == 0:
+		return specs.LinuxIDMapping{}, fmt.Errorf("%w: user namespace %s mapping maps container root to host root", ErrInvalid, kind)
+	case uint64(m.GetHostId())+uint64(m.GetLength()) > 1<<32-1:
+		return specs.LinuxIDMapping{}, fmt.Errorf("%w: user namespace %s mapping %d+%d leaves the ID range", ErrInvalid, kind, m.GetHostId(), m.GetLength())
+	}
+	return specs.LinuxIDMapping{ContainerID: 0, HostID: m.GetHostId(), Size: m.GetLength()}, nil
+}
+
+// createUserNamespaces makes a user namespace with the given mappings and
+// the namespaces in pins owned by it, and pins them all. A thread of a
+// multithreaded process cannot enter a new user namespace, so a child
+// process is cloned into all of them at once (the kernel makes the user
+// namespace first and the others owned by it), stopped at its exec so that
+// it never runs, pinned, and killed. The hostname and loopback are then set
+// from a thread that joins the new namespaces: the daemon's capabilities
+// cover namespaces owned by a child user namespace.
+func createUserNamespaces(userPin nsPin, pins []nsPin, uid, gid specs.LinuxIDMapping, hostname string) error {
+	all := append([]nsPin{userPin}, pins...)
+	err := pinChildNamespaces(all, uid, gid)
+	if err == nil {
+		paths := map[nsKind]string{}
+		for _, p := range pins {
+			if p.kind == nsNet || p.kind == nsUTS {
+				paths[p.kind] = p.path
+			}
+		}
+		err = inNamespaces(paths, func() error {
+			if paths[nsUTS] != "" && hostname != "" {
+				if err := unix.Sethostname([]byte(hostname)); err != nil {
+					return fmt.Errorf("set hostname %q: %w", hostname, err)
+				}
+			}
+			if paths[nsNet] != "" {
+				return loopbackUp()
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		for _, p := range all {
+			unpinNamespace(p.path)
+		}
+	}
+	return err
+}
+
+// pinChildNamespaces clones a child into new namespaces of the kinds in
+// pins (the user namespace with the mappings), pins them, and kills it.
+func pinChildNamespaces(pins []nsPin, uid, gid specs.LinuxIDMapping) error {
+	flags := 0
+	for _, p := range pins {
+		flags |= p.kind.flag
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// The child is traced (stopped at exec) by this thread, which is
+		// never unlocked, so it dies with the goroutine.
+		goruntime.LockOSThread()
+		errc <- func() error {
+			cmd := &exec.Cmd{
+				Path: "/proc/self/exe",
+				Args: []string{"criserver-userns"},
+				SysProcAttr: &syscall.SysProcAttr{
+					Cloneflags:  uintptr(flags),
+					UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid.HostID), Size: int(uid.Size)}},
+					GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(gid.HostID), Size: int(gid.Size)}},
+					// Containers call setgroups(2); "deny" would forbid it.
+					GidMappingsEnableSetgroups: true,
+					Ptrace:                     true,
+					Pdeathsig:                  unix.SIGKILL,
+				},
+			}
+			if err := cmd.Start(); err != nil {
+				return fmt.Errorf("create user namespace: %w", err)
+			}
+			defer func() {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}()
+			var ws unix.WaitStatus
+			if _, err := unix.Wait4(cmd.Process.Pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
+				return fmt.Errorf("create user namespace: child did not stop at exec: %v (status %v)", err, ws)
+			}
+			for _, p := range pins {
+				src := fmt.Sprintf("/proc/%d/ns/%s", cmd.Process.Pid, p.kind.name)
+				if err := pinNamespace(src, p.path); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+	}()
+	return <-errc
+}
