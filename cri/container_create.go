@@ -168,7 +168,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		}
 	}()
 	vols := imageVolumeMounts(cfg)
-	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images})
+	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
 		if errors.Is(err, imagestore.ErrNotFound) {
 			return nil, status.Errorf(codes.NotFound, "create rootfs of container %s: %v", id, err)
@@ -176,6 +176,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
 	fault.Crash("container.create.after-rootfs")
+	feats := s.opts.Runtime.Features(ctx, sb.RuntimeHandler)
 	c.Config = vols.withImageRefs(rootfs.VolumeImageIDs)
 	in := oci.SpecInput{
 		ContainerID:       id,
@@ -187,7 +188,8 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		CgroupDriver:      string(s.opts.CgroupDriver),
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
 		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
-		RecursiveReadOnly: s.opts.Runtime.RecursiveReadOnly(ctx, sb.RuntimeHandler),
+		RecursiveReadOnly: feats.RecursiveReadOnly,
+		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),
 	}
 	if in.TargetPIDNSPath, err = s.targetPIDNS(cfg); err != nil {
@@ -221,6 +223,16 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	}
 	klog.V(2).InfoS("Created container", "containerID", id, "pod", sb.ID, "name", cfg.GetMetadata().GetName())
 	return c, nil
+}
+
+// rootfsUserNS is the user namespace a container of sb runs in, for its
+// rootfs to be id-mapped into; nil for the host's.
+func rootfsUserNS(sb *sandbox.Sandbox) *imagestore.UserNS {
+	uid, gid, ok := sb.UserNamespace()
+	if !ok {
+		return nil
+	}
+	return &imagestore.UserNS{Path: sb.UserNSPath, UID: uid.HostID, GID: gid.HostID}
 }
 
 // rollbackCreate undoes a failed create.

@@ -32,6 +32,10 @@ func sandboxError(err error) error {
 
 // RunPodSandbox implements runtime.RuntimeServiceServer.
 func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	if sandbox.WantsUserNamespace(req.GetConfig()) && s.opts.Runtime != nil &&
+		!s.opts.Runtime.Features(ctx, req.GetRuntimeHandler()).UserNamespaces {
+		return nil, status.Errorf(codes.InvalidArgument, "runtime handler %q does not support user namespaces on this host (see Status runtime_handlers)", req.GetRuntimeHandler())
+	}
 	sb, err := s.opts.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
 	if err != nil {
 		return nil, sandboxError(err)

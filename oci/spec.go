@@ -174,7 +174,7 @@ func GenerateSpec(in SpecInput) (*Result, error) {
 	if err := setDevices(s, in.Config.GetDevices(), privileged, host); err != nil {
 		return nil, err
 	}
-	if err := setSecurity(s, sc, host); err != nil {
+	if err := setSecurity(s, sc, in.Sandbox.UserNSPath != "", host); err != nil {
 		return nil, err
 	}
 	if err := setResources(s, in.Config.GetLinux().GetResources(), host); err != nil {

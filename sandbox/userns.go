@@ -61,6 +61,13 @@ func oneMapping(kind string, ms []*runtime.IDMapping) (specs.LinuxIDMapping, err
 	return specs.LinuxIDMapping{ContainerID: 0, HostID: m.GetHostId(), Size: m.GetLength()}, nil
 }
 
+// WantsUserNamespace tells whether cfg asks for a user namespace of the
+// pod's own (mode POD), valid or not.
+func WantsUserNamespace(cfg *runtime.PodSandboxConfig) bool {
+	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
+	return u != nil && u.GetMode() == runtime.NamespaceMode_POD
+}
+
 // createUserNamespaces makes a user namespace with the given mappings and
 // the namespaces in pins owned by it, and pins them all. A thread of a
 // multithreaded process cannot enter a new user namespace, so a child
