@@ -139,6 +139,9 @@ func (s *Store) createRootfs(r *rootfs) (Mounted, error) {
 		return Mounted{}, err
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := os.Chmod(tmp, 0o711); err != nil { // see New
+		return Mounted{}, err
+	}
 	dirs := []string{"diff", "work", "merged"}
 	if len(r.Volumes) > 0 {
 		dirs = append(dirs, volumesDir, filepath.Join(volumesDir, volumeBottom))
