@@ -138,7 +138,7 @@ func (s *Store) createRootfs(r *rootfs) (Mounted, error) {
 	if err != nil {
 		return Mounted{}, err
 	}
-	defer os.RemoveAll(tmp) // a no-op once renamed
+	defer os.RemoveAll(tmp)                      // a no-op once renamed
 	if err := os.Chmod(tmp, 0o711); err != nil { // see New
 		return Mounted{}, err
 	}
