@@ -138,8 +138,9 @@ func (s *Store) createRootfs(r *rootfs) (Mounted, error) {
 	if err != nil {
 		return Mounted{}, err
 	}
-	defer os.RemoveAll(tmp)                      // a no-op once renamed
-	if err := os.Chmod(tmp, 0o711); err != nil { // see New
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	// Traversable for root of a user namespace, as overlay2 is (see New).
+	if err := os.Chmod(tmp, 0o711); err != nil {
 		return Mounted{}, err
 	}
 	dirs := []string{"diff", "work", "merged"}
