@@ -178,7 +178,15 @@ func (m *Manager) setupNamespaces(_ context.Context, sb *Sandbox) error {
 	}
 	if userns {
 		userPin := nsPin{nsUser, m.pinPath(nsUser, sb.ID)}
-		if err := createUserNamespaces(userPin, pins, uid, gid, sb.Hostname); err != nil {
+		var infra func(*usernsClone) (int, error)
+		if sharesPID(sb) {
+			infra = func(u *usernsClone) (int, error) { return startInfra(m.opts.InfraBinary, sb.ID, nil, u) }
+		}
+		pid, err := createUserNamespaces(append([]nsPin{userPin}, pins...), usernsClone{uid: uid, gid: gid}, sb.Hostname, infra)
+		if pid != 0 {
+			m.setInfra(sb, pid) // set first: teardown stops it even if pinning failed
+		}
+		if err != nil {
 			return err
 		}
 		sb.UserNSPath = userPin.path
@@ -316,19 +324,33 @@ func (m *Manager) setupSysctls(_ context.Context, sb *Sandbox) error {
 	return applySysctls(sb.Config.GetLinux().GetSysctls(), sb.NetNSPath, sb.IPCNSPath)
 }
 
+// sharesPID tells whether the pod's containers share one PID namespace,
+// which its infra process holds.
+func sharesPID(sb *Sandbox) bool {
+	return sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD
+}
+
+func (m *Manager) setInfra(sb *Sandbox, pid int) {
+	sb.InfraPID = pid
+	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
+}
+
 // setupInfra starts the infra process when the pod shares one PID
 // namespace among its containers.
 func (m *Manager) setupInfra(_ context.Context, sb *Sandbox) error {
-	if sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtime.NamespaceMode_POD {
+	if !sharesPID(sb) {
 		return nil
 	}
-	pid, err := startInfra(m.opts.InfraBinary, sb.ID, map[nsKind]string{nsNet: sb.NetNSPath, nsIPC: sb.IPCNSPath, nsUTS: sb.UTSNSPath})
-	if err != nil {
-		return err
+	// In a pod with a user namespace, the infra process made the
+	// namespaces (setupNamespaces).
+	if sb.InfraPID == 0 {
+		pid, err := startInfra(m.opts.InfraBinary, sb.ID, map[nsKind]string{nsNet: sb.NetNSPath, nsIPC: sb.IPCNSPath, nsUTS: sb.UTSNSPath}, nil)
+		if err != nil {
+			return err
+		}
+		m.setInfra(sb, pid)
 	}
-	sb.InfraPID = pid
-	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
-	if err := addToCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), pid); err != nil {
+	if err := addToCgroup(cgroupFSPath(m.opts.CgroupDriver, sb.CgroupParent), sb.InfraPID); err != nil {
 		return fmt.Errorf("move infra process into the pod cgroup: %w", err)
 	}
 	return nil

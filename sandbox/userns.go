@@ -68,70 +68,100 @@ func WantsUserNamespace(cfg *runtime.PodSandboxConfig) bool {
 	return u != nil && u.GetMode() == runtime.NamespaceMode_POD
 }
 
-// createUserNamespaces makes a user namespace with the given mappings and
-// the namespaces in pins owned by it, and pins them all. A thread of a
-// multithreaded process cannot enter a new user namespace, so a child
-// process is cloned into all of them at once (the kernel makes the user
-// namespace first and the others owned by it), stopped at its exec so that
-// it never runs, pinned, and killed. The hostname and loopback are then set
-// from a thread that joins the new namespaces: the daemon's capabilities
-// cover namespaces owned by a child user namespace.
-func createUserNamespaces(userPin nsPin, pins []nsPin, uid, gid specs.LinuxIDMapping, hostname string) error {
-	all := append([]nsPin{userPin}, pins...)
-	err := pinChildNamespaces(all, uid, gid)
-	if err == nil {
-		paths := map[nsKind]string{}
-		for _, p := range pins {
-			if p.kind == nsNet || p.kind == nsUTS {
-				paths[p.kind] = p.path
-			}
-		}
-		err = inNamespaces(paths, func() error {
-			if paths[nsUTS] != "" && hostname != "" {
-				if err := unix.Sethostname([]byte(hostname)); err != nil {
-					return fmt.Errorf("set hostname %q: %w", hostname, err)
-				}
-			}
-			if paths[nsNet] != "" {
-				return loopbackUp()
-			}
-			return nil
-		})
-	}
-	if err != nil {
-		for _, p := range all {
-			unpinNamespace(p.path)
-		}
-	}
-	return err
+// usernsClone is a clone into a new user namespace with one mapping for
+// uids and one for gids, and into new namespaces of the other kinds in
+// flags, which the kernel makes owned by the new user namespace.
+type usernsClone struct {
+	flags    int
+	uid, gid specs.LinuxIDMapping
 }
 
-// pinChildNamespaces clones a child into new namespaces of the kinds in
-// pins (the user namespace with the mappings), pins them, and kills it.
-func pinChildNamespaces(pins []nsPin, uid, gid specs.LinuxIDMapping) error {
-	flags := 0
+func (u *usernsClone) apply(a *syscall.SysProcAttr) {
+	a.Cloneflags |= uintptr(u.flags)
+	a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(u.uid.HostID), Size: int(u.uid.Size)}}
+	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(u.gid.HostID), Size: int(u.gid.Size)}}
+	// Containers call setgroups(2); "deny" would forbid it.
+	a.GidMappingsEnableSetgroups = true
+}
+
+// createUserNamespaces makes a user namespace with the given mappings and
+// the namespaces in pins owned by it, and pins them all (the user
+// namespace is pins[0]). A thread of a multithreaded process cannot enter
+// a new user namespace, so a child process is cloned into all of them at
+// once: the pod's infra process when startInfra is set (its PID namespace
+// must belong to the user namespace too), else a child stopped at its exec
+// so that it never runs, killed once the namespaces are pinned. The
+// hostname and loopback are then set from a thread that joins the new
+// namespaces: the daemon's capabilities cover namespaces a child user
+// namespace owns. It returns the infra process's pid, or 0.
+func createUserNamespaces(pins []nsPin, u usernsClone, hostname string, startInfra func(*usernsClone) (int, error)) (int, error) {
 	for _, p := range pins {
-		flags |= p.kind.flag
+		u.flags |= p.kind.flag
 	}
+	var infraPID int
+	var err error
+	if startInfra != nil {
+		if infraPID, err = startInfra(&u); err == nil {
+			err = pinFrom(infraPID, pins)
+		}
+	} else {
+		err = pinChildNamespaces(pins, &u)
+	}
+	if err == nil {
+		err = setHostnameAndLoopback(pins, hostname)
+	}
+	if err != nil {
+		for _, p := range pins {
+			unpinNamespace(p.path)
+		}
+		return infraPID, err
+	}
+	return infraPID, nil
+}
+
+func setHostnameAndLoopback(pins []nsPin, hostname string) error {
+	paths := map[nsKind]string{}
+	for _, p := range pins {
+		if p.kind == nsNet || p.kind == nsUTS {
+			paths[p.kind] = p.path
+		}
+	}
+	return inNamespaces(paths, func() error {
+		if paths[nsUTS] != "" && hostname != "" {
+			if err := unix.Sethostname([]byte(hostname)); err != nil {
+				return fmt.Errorf("set hostname %q: %w", hostname, err)
+			}
+		}
+		if paths[nsNet] != "" {
+			return loopbackUp()
+		}
+		return nil
+	})
+}
+
+// pinFrom pins the namespaces of process pid.
+func pinFrom(pid int, pins []nsPin) error {
+	for _, p := range pins {
+		if err := pinNamespace(fmt.Sprintf("/proc/%d/ns/%s", pid, p.kind.name), p.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pinChildNamespaces clones a child into new namespaces (u), pins them,
+// and kills it.
+func pinChildNamespaces(pins []nsPin, u *usernsClone) error {
 	errc := make(chan error, 1)
 	go func() {
 		// The child is traced (stopped at exec) by this thread, which is
-		// never unlocked, so it dies with the goroutine.
+		// never unlocked, so it dies with the goroutine; the child dies
+		// first, before it could run once its tracer is gone.
 		goruntime.LockOSThread()
 		errc <- func() error {
-			cmd := &exec.Cmd{
-				Path: "/proc/self/exe",
-				Args: []string{"criserver-userns"},
-				SysProcAttr: &syscall.SysProcAttr{
-					Cloneflags:  uintptr(flags),
-					UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(uid.HostID), Size: int(uid.Size)}},
-					GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(gid.HostID), Size: int(gid.Size)}},
-					// Containers call setgroups(2); "deny" would forbid it.
-					GidMappingsEnableSetgroups: true,
-					Ptrace:                     true,
-					Pdeathsig:                  unix.SIGKILL,
-				},
-			}
+			attr := &syscall.SysProcAttr{Ptrace: true, Pdeathsig: unix.SIGKILL}
+			u.apply(attr)
+			cmd := &exec.Cmd{Path: "/proc/self/exe", Args: []string{"criserver-userns"}, SysProcAttr: attr}
 			if err := cmd.Start(); err != nil {
 				return fmt.Errorf("create user namespace: %w", err)
 			}
@@ -143,13 +173,7 @@ func pinChildNamespaces(pins []nsPin, uid, gid specs.LinuxIDMapping) error {
 			if _, err := unix.Wait4(cmd.Process.Pid, &ws, unix.WALL, nil); err != nil || !ws.Stopped() {
 				return fmt.Errorf("create user namespace: child did not stop at exec: %v (status %v)", err, ws)
 			}
-			for _, p := range pins {
-				src := fmt.Sprintf("/proc/%d/ns/%s", cmd.Process.Pid, p.kind.name)
-				if err := pinNamespace(src, p.path); err != nil {
-					return err
-				}
-			}
-			return nil
+			return pinFrom(cmd.Process.Pid, pins)
 		}()
 	}()
 	return <-errc

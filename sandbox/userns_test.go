@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -121,13 +122,47 @@ func TestUserNamespacePod(t *testing.T) {
 	}
 }
 
-func TestUserNamespaceRefusesSharedPID(t *testing.T) {
-	m := newTestManager(t, nil)
+// TestUserNamespaceSharedPID: the infra process of a pod that shares its
+// PID namespace makes the pod's namespaces, so that the PID namespace
+// belongs to the pod's user namespace too (a container could not mount
+// its /proc otherwise).
+func TestUserNamespaceSharedPID(t *testing.T) {
+	requireRoot(t)
+	m := newTestManager(t, testNetwork(t))
+	ctx := context.Background()
 	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: 400000, Length: 65536}}
 	cfg := usernsConfig(&runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping})
 	cfg.Linux.SecurityContext.NamespaceOptions.Pid = runtime.NamespaceMode_POD
-	if _, err := m.Run(context.Background(), cfg, ""); !errors.Is(err, ErrInvalid) {
-		t.Errorf("user namespace with a shared PID namespace: %v, want ErrInvalid", err)
+	sb, err := m.Run(ctx, cfg, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.InfraPID == 0 || sb.PIDNSPath == "" {
+		t.Fatalf("no infra process: %+v", sb)
+	}
+	userIno := inode(t, sb.UserNSPath)
+	for _, p := range []string{sb.PIDNSPath, sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath} {
+		if owner := ownerInode(t, p); owner != userIno {
+			t.Errorf("%s is owned by user namespace %d, want the pod's %d", p, owner, userIno)
+		}
+	}
+	if got := inode(t, "/proc/"+strconv.Itoa(sb.InfraPID)+"/ns/user"); got != userIno {
+		t.Errorf("infra process in user namespace %d, want %d", got, userIno)
+	}
+	if got := inNS(t, sb, "hostname"); got != "userns-host" {
+		t.Errorf("hostname = %q", got)
+	}
+	if err := m.Stop(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Remove(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if infraAlive(sb.InfraPID, sb.ID) {
+		t.Errorf("infra process %d left", sb.InfraPID)
+	}
+	if left, _ := filepath.Glob(filepath.Join(m.opts.State, "*ns", sb.ID)); len(left) > 0 {
+		t.Errorf("pins left: %v", left)
 	}
 }
 

@@ -32,14 +32,8 @@ func (m *Manager) validate(cfg *runtime.PodSandboxConfig, handler string) error 
 		return fmt.Errorf("%w: hostname %q is not a valid host name", ErrInvalid, cfg.GetHostname())
 	}
 	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	_, _, userns, err := userNamespaceMappings(cfg)
-	if err != nil {
+	if _, _, _, err := userNamespaceMappings(cfg); err != nil {
 		return err
-	}
-	if userns && nso.GetPid() == runtime.NamespaceMode_POD {
-		// The shared PID namespace belongs to the host's user namespace,
-		// where a container of the pod's cannot mount its /proc.
-		return fmt.Errorf("%w: a shared PID namespace (pid: POD) with a user namespace is not supported", ErrInvalid)
 	}
 	for name, mode := range map[string]runtime.NamespaceMode{"network": nso.GetNetwork(), "ipc": nso.GetIpc(), "pid": nso.GetPid()} {
 		switch mode {
