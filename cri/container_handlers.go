@@ -30,7 +30,9 @@ func (s *Service) containerRuntimeHandlers(ctx context.Context) []*runtime.Runti
 }
 
 // containerRuntimeFeatures is what Status reports in features: spec
-// generation applies both supplemental groups policies (Merge, Strict).
+// generation applies both supplemental groups policies (Merge, Strict),
+// and a pod may have a user namespace on the host's network (its
+// containers then get the host's /sys bound, as they cannot mount sysfs).
 func containerRuntimeFeatures() *runtime.RuntimeFeatures {
-	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}
+	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true, UserNamespacesHostNetwork: true}
 }

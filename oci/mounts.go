@@ -36,6 +36,20 @@ func defaultMounts(privileged bool) []specs.Mount {
 	}
 }
 
+// hostSysfs replaces the sysfs mount of a container in a user namespace
+// on the host's network: mounting sysfs needs privilege over the network
+// namespace, which the host's user namespace owns, so the host's /sys is
+// bound instead (read-only unless the container is privileged).
+func hostSysfs(m specs.Mount) specs.Mount {
+	opts := []string{"rbind", "rprivate", "nosuid", "noexec", "nodev"}
+	for _, o := range m.Options {
+		if o == "ro" || o == "rw" {
+			opts = append(opts, o)
+		}
+	}
+	return specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: opts}
+}
+
 // setMounts fills spec.Mounts: defaults, the pod's files, image volumes,
 // then the CRI mounts (which replace anything at the same destination).
 func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
@@ -55,6 +69,9 @@ func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 		}
 	}
 	for _, m := range defaultMounts(sc.GetPrivileged()) {
+		if m.Destination == "/sys" && in.Sandbox.HostNetwork && in.Sandbox.UserNSPath != "" {
+			m = hostSysfs(m)
+		}
 		add(m)
 	}
 	for _, m := range sandboxMounts(in.Sandbox, sc.GetReadonlyRootfs()) {

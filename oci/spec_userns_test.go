@@ -51,6 +51,20 @@ func TestSpecUserNamespace(t *testing.T) {
 	}
 }
 
+func TestSpecUserNamespaceHostNetwork(t *testing.T) {
+	in := testInput(t)
+	in.Sandbox.UserNSPath = "/run/userns/pod1"
+	in.Sandbox.HostNetwork, in.Sandbox.NetNSPath, in.Sandbox.UTSNSPath = true, "", ""
+	s := mustGenerate(t, in).Spec
+	if m := findMount(s, "/sys"); m == nil || m.Type != "bind" || m.Source != "/sys" || !reflect.DeepEqual(m.Options, []string{"rbind", "rprivate", "nosuid", "noexec", "nodev", "ro"}) {
+		t.Errorf("/sys with host network in a user namespace = %+v, want the host's bound read-only", m)
+	}
+	in.Sandbox.UserNSPath = ""
+	if m := findMount(mustGenerate(t, in).Spec, "/sys"); m == nil || m.Type != "sysfs" {
+		t.Errorf("/sys with host network = %+v, want sysfs", m)
+	}
+}
+
 func TestSpecMountIDMappingsRefused(t *testing.T) {
 	dir := t.TempDir()
 	one := []*runtime.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}

@@ -35,15 +35,18 @@ func requireUserNamespaces(t *testing.T, d *framework.Daemon) {
 
 // runUsernsPod runs a pod in a user namespace of its own that maps 0 to
 // usernsHostID, and returns a ctrEnv for it.
-func (e *ctrEnv) runUsernsPod(t *testing.T, name string) *ctrEnv {
+func (e *ctrEnv) runUsernsPod(t *testing.T, name string, network runtime.NamespaceMode) *ctrEnv {
 	t.Helper()
 	cf := e.d.PodConfig(t, name)
 	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: usernsHostID, Length: 65536}}
 	cf.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{
+		Network:       network,
 		Pid:           runtime.NamespaceMode_CONTAINER,
 		UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping},
 	}
-	cf.Linux.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 1000"}
+	if network != runtime.NamespaceMode_NODE {
+		cf.Linux.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 1000"}
+	}
 	resp, err := e.d.Runtime.RunPodSandbox(framework.Ctx(t), &runtime.RunPodSandboxRequest{Config: cf})
 	if err != nil {
 		t.Fatalf("RunPodSandbox with a user namespace: %v", err)
@@ -61,7 +64,7 @@ func TestUserNamespacePod(t *testing.T) {
 	requireUserNamespaces(t, e.d)
 	ctx := framework.Ctx(t)
 	ref, _ := e.pushVolumeImage(t)
-	p := e.runUsernsPod(t, "userns")
+	p := e.runUsernsPod(t, "userns", runtime.NamespaceMode_POD)
 
 	mapped, plain := t.TempDir(), t.TempDir()
 	for _, d := range []string{mapped, plain} {
@@ -161,6 +164,33 @@ echo DONE; exec sleep 600`)
 		t.Fatal(err)
 	}
 	assertNoLeaks(t, e.d, p.pod, id, uid)
+}
+
+// TestUserNamespaceHostNetwork: a pod in a user namespace on the host's
+// network (Status: user_namespaces_host_network) sees the host's
+// interfaces and its /sys.
+func TestUserNamespaceHostNetwork(t *testing.T) {
+	e := newCtrEnv(t)
+	requireUserNamespaces(t, e.d)
+	p := e.runUsernsPod(t, "usernshost", runtime.NamespaceMode_NODE)
+	id := p.run(t, p.config("main", `cat /proc/self/uid_map; ls /sys/class/net | grep -qx lo && echo SYS-OK; ip link show lo >/dev/null && echo LO-OK`))
+	if st := p.waitExit(t, id, 30*time.Second); st.ExitCode != 0 {
+		t.Errorf("exit code %d", st.ExitCode)
+	}
+	out := strings.Join(strings.Fields(strings.Join(p.logLines(t, "main"), "\n")), " ")
+	for _, want := range []string{fmt.Sprintf("0 %d 65536", usernsHostID), "SYS-OK", "LO-OK"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output %q lacks %q", out, want)
+		}
+	}
+	ctx := framework.Ctx(t)
+	if _, err := e.d.Runtime.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: p.pod}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.d.Runtime.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: p.pod}); err != nil {
+		t.Fatal(err)
+	}
+	assertNoLeaks(t, e.d, p.pod, id)
 }
 
 func fileOwner(t *testing.T, p string) uint32 {
