@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs runc RUNC_VERSION (from the Go module proxy, built with cgo and
+# Installs the runc this module pins (from the Go module proxy, built with cgo and
 # libseccomp) as /usr/local/sbin/runc when the runc found on PATH is older
 # than 1.2: Debian 12's 1.1.5 cannot do id-mapped mounts, which user
 # namespaces need. /usr/local/sbin comes before /usr/sbin on the default
 # PATH of root and of systemd units, so the default config's `runc` finds it.
 # The binary is cached by version; a second run only compares versions.
+# CRISERVER_CACHE moves the cache (/var/cache/criserver), RUNC_DEST the
+# installed binary (/usr/local/sbin/runc).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +20,7 @@ runc_version() {
 	"$1" --version 2>/dev/null | sed -n 's/^runc version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -1
 }
 
-current=${RUNC_CHECK:-$(command -v runc || true)}
+current=$(command -v runc || true)
 if [[ -n $current ]]; then
 	read -r major minor <<<"$(runc_version "$current")" || true
 	if ((${major:-0} > 1 || (${major:-0} == 1 && ${minor:-0} >= 2))); then
