@@ -73,10 +73,10 @@ func startInfra(exe, id string, ns map[nsKind]string, userns *usernsClone) (int,
 	if userns != nil {
 		// Root of the new user namespace may not reach the binary through
 		// the daemon's directories: it executes the file the daemon opened.
-		bin, err := os.Open(exe)
-		if err != nil {
+		bin, oerr := os.Open(exe)
+		if oerr != nil {
 			w.Close()
-			return 0, fmt.Errorf("start infra process: %w", err)
+			return 0, fmt.Errorf("start infra process: %w", oerr)
 		}
 		defer bin.Close()
 		cmd.Path, cmd.ExtraFiles = "/proc/self/fd/3", []*os.File{bin}
