@@ -140,21 +140,26 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 			s.rollbackCreate(c)
 		}
 	}()
-	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID)
+	vols := imageVolumeMounts(cfg)
+	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
 	fault.Crash("container.create.after-rootfs")
+	feats := s.opts.Runtime.Features(ctx, sb.RuntimeHandler)
+	c.Config = vols.withImageRefs(rootfs.VolumeImageIDs)
 	in := oci.SpecInput{
 		ContainerID:       id,
 		Config:            cfg,
 		Sandbox:           sb.SpecInfo(),
 		Image:             img.Config,
-		ImageRootfs:       rootfs,
+		ImageRootfs:       rootfs.Path,
+		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
 		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
-		RecursiveReadOnly: s.opts.Runtime.RecursiveReadOnly(ctx, sb.RuntimeHandler),
+		RecursiveReadOnly: feats.RecursiveReadOnly,
+		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),
 	}
 	if in.TargetPIDNSPath, err = s.targetPIDNS(cfg); err != nil {
@@ -188,6 +193,16 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	}
 	klog.V(2).InfoS("Created container", "containerID", id, "pod", sb.ID, "name", cfg.GetMetadata().GetName())
 	return c, nil
+}
+
+// rootfsUserNS is the user namespace a container of sb runs in, for its
+// rootfs to be id-mapped into; nil for the host's.
+func rootfsUserNS(sb *sandbox.Sandbox) *imagestore.UserNS {
+	uid, gid, ok := sb.UserNamespace()
+	if !ok {
+		return nil
+	}
+	return &imagestore.UserNS{Path: sb.UserNSPath, UID: uid.HostID, GID: gid.HostID}
 }
 
 // rollbackCreate undoes a failed create.

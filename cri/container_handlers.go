@@ -8,9 +8,8 @@ import (
 
 // containerRuntimeHandlers is what Status reports in runtime_handlers:
 // the default handler (empty name) and every configured one, each with the
-// features that work for it here. Recursive read-only mounts are probed
-// from the runtime (`<runtime> features` and the kernel); user namespaces
-// are not supported.
+// features that work for it here, probed from the runtime (`<runtime>
+// features`) and the kernel (oci.ProbeFeatures).
 func (s *Service) containerRuntimeHandlers(ctx context.Context) []*runtime.RuntimeHandler {
 	if s.opts.Runtime == nil {
 		return nil
@@ -18,10 +17,12 @@ func (s *Service) containerRuntimeHandlers(ctx context.Context) []*runtime.Runti
 	names := append([]string{""}, s.opts.Runtime.Config().HandlerNames()...)
 	out := make([]*runtime.RuntimeHandler, 0, len(names))
 	for _, n := range names {
+		f := s.opts.Runtime.Features(ctx, n)
 		out = append(out, &runtime.RuntimeHandler{
 			Name: n,
 			Features: &runtime.RuntimeHandlerFeatures{
-				RecursiveReadOnlyMounts: s.opts.Runtime.RecursiveReadOnly(ctx, n),
+				RecursiveReadOnlyMounts: f.RecursiveReadOnly,
+				UserNamespaces:          f.UserNamespaces,
 			},
 		})
 	}
@@ -29,7 +30,9 @@ func (s *Service) containerRuntimeHandlers(ctx context.Context) []*runtime.Runti
 }
 
 // containerRuntimeFeatures is what Status reports in features: spec
-// generation applies both supplemental groups policies (Merge, Strict).
+// generation applies both supplemental groups policies (Merge, Strict),
+// and a pod may have a user namespace on the host's network (its
+// containers then get the host's /sys bound, as they cannot mount sysfs).
 func containerRuntimeFeatures() *runtime.RuntimeFeatures {
-	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true}
+	return &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true, UserNamespacesHostNetwork: true}
 }

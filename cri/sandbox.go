@@ -12,6 +12,10 @@ import (
 
 // RunPodSandbox implements runtime.RuntimeServiceServer.
 func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	if sandbox.WantsUserNamespace(req.GetConfig()) && s.opts.Runtime != nil &&
+		!s.opts.Runtime.Features(ctx, req.GetRuntimeHandler()).UserNamespaces {
+		return nil, fmt.Errorf("%w: runtime handler %q does not support user namespaces on this host (see Status runtime_handlers)", errInvalidArgument, req.GetRuntimeHandler())
+	}
 	sb, err := s.opts.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ packages=(
 	iptables iproute2 util-linux
 	docker-registry skopeo busybox-static
 	ca-certificates make
+	libseccomp-dev gcc libc6-dev
 )
 
 missing=()
@@ -34,6 +35,12 @@ fi
 if ! command -v go >/dev/null 2>&1 && [[ ! -x /usr/local/go/bin/go ]]; then
 	echo "install-deps: Go 1.26 is required (expected at /usr/local/go)" >&2
 	exit 1
+fi
+
+# Debian 12's runc (1.1.5) cannot do id-mapped mounts, which user namespaces
+# need: build a pinned current runc, cached by version, when PATH has none.
+if [[ $(id -u) -eq 0 ]]; then
+	PATH=$PATH:/usr/local/go/bin bash "$(dirname "$0")/runc/install.sh"
 fi
 
 # crun refuses a hybrid cgroup host whose cgroup2 hierarchy holds a controller.

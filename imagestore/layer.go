@@ -220,7 +220,7 @@ func (s *Store) unusedLayersLocked(candidates []digest.Digest) []digest.Digest {
 		}
 	}
 	for _, r := range s.rootfs {
-		for _, l := range r.Layers {
+		for _, l := range r.allLayers() {
 			used[l] = true
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,12 @@ type rootfs struct {
 	ContainerID string          `json:"containerID"`
 	ImageID     string          `json:"imageID"`
 	Layers      []digest.Digest `json:"layers"`
+	// Volumes are the images mounted read-only for the container's image
+	// volumes, in the order asked; their layers stay while it exists.
+	Volumes []imageVolume `json:"volumes,omitempty"`
+	// UserNS is the user namespace the layers are id-mapped into; nil for
+	// the host's.
+	UserNS *UserNS `json:"userns,omitempty"`
 
 	usage   layerUsage
 	usageAt time.Time
@@ -45,115 +52,194 @@ func validContainerID(cid string) error {
 	return nil
 }
 
+// RootfsOptions is what a container's rootfs holds besides its image.
+type RootfsOptions struct {
+	// VolumeImages name the images (references or IDs) to mount read-only
+	// for the container's image volumes.
+	VolumeImages []string
+	// UserNS, when set, id-maps the rootfs and the volumes into that user
+	// namespace.
+	UserNS *UserNS
+}
+
+// Mounted is a container's mounted rootfs.
+type Mounted struct {
+	// Path is the merged directory, the container's root.
+	Path string
+	// Volumes are the mounted roots of RootfsOptions.VolumeImages, in order.
+	Volumes []string
+	// VolumeImageIDs are the IDs the volume images resolved to, in order.
+	VolumeImageIDs []string
+}
+
 // CreateRootfs creates and mounts the writable layer of a container over
-// the layers of imageID and returns the merged directory.
-func (s *Store) CreateRootfs(ctx context.Context, containerID, imageID string) (string, error) {
+// the layers of imageID, and the image volumes opts asks for.
+func (s *Store) CreateRootfs(ctx context.Context, containerID, imageID string, opts RootfsOptions) (Mounted, error) {
 	if err := validContainerID(containerID); err != nil {
-		return "", err
+		return Mounted{}, err
 	}
 	s.mu.Lock()
 	if r, ok := s.rootfs[containerID]; ok {
 		s.mu.Unlock()
 		if r.ImageID != imageID && !strings.HasPrefix(r.ImageID, "sha256:"+imageID) {
-			return "", fmt.Errorf("rootfs of container %s already exists for image %s", containerID, r.ImageID)
+			return Mounted{}, fmt.Errorf("rootfs of container %s already exists for image %s", containerID, r.ImageID)
 		}
 		return s.MountRootfs(ctx, containerID)
 	}
-	rec, err := s.resolveLocked(imageID)
+	r, err := s.newRootfsLocked(containerID, imageID, opts)
 	if err != nil {
 		s.mu.Unlock()
-		return "", fmt.Errorf("create rootfs for %s: %w", containerID, err)
+		return Mounted{}, fmt.Errorf("create rootfs for %s: %w", containerID, err)
 	}
-	if _, clash := s.layers[digest.NewDigestFromEncoded(digest.SHA256, containerID)]; clash {
-		s.mu.Unlock()
-		return "", fmt.Errorf("create rootfs for %s: ID names a layer", containerID)
-	}
-	r := &rootfs{ContainerID: containerID, ImageID: rec.ID, Layers: rec.Layers}
 	s.rootfs[containerID] = r // holds the layers from here on
 	s.mu.Unlock()
 
-	merged, err := s.createRootfs(r)
+	m, err := s.createRootfs(r)
 	if err != nil {
 		s.mu.Lock()
 		delete(s.rootfs, containerID)
 		s.mu.Unlock()
-		return "", fmt.Errorf("create rootfs for %s: %w", containerID, err)
+		return Mounted{}, fmt.Errorf("create rootfs for %s: %w", containerID, err)
 	}
-	return merged, nil
+	return m, nil
+}
+
+// newRootfsLocked resolves the images a new rootfs is made of.
+func (s *Store) newRootfsLocked(containerID, imageID string, opts RootfsOptions) (*rootfs, error) {
+	rec, err := s.resolveLocked(imageID)
+	if err != nil {
+		return nil, err
+	}
+	if _, clash := s.layers[digest.NewDigestFromEncoded(digest.SHA256, containerID)]; clash {
+		return nil, errors.New("ID names a layer")
+	}
+	r := &rootfs{ContainerID: containerID, ImageID: rec.ID, Layers: rec.Layers, UserNS: opts.UserNS}
+	for _, ref := range opts.VolumeImages {
+		v, err := s.resolveLocked(ref)
+		if err != nil {
+			return nil, fmt.Errorf("image volume: %w", err)
+		}
+		if len(v.Layers) == 0 {
+			return nil, fmt.Errorf("image volume %s: image has no layers", ref)
+		}
+		r.Volumes = append(r.Volumes, imageVolume{ImageID: v.ID, Layers: v.Layers})
+	}
+	return r, nil
 }
 
 // createRootfs builds the directory under a temp name, renames it into
 // place (the instant it exists) and mounts it.
-func (s *Store) createRootfs(r *rootfs) (string, error) {
+func (s *Store) createRootfs(r *rootfs) (Mounted, error) {
 	if len(r.Layers) == 0 {
-		return "", errors.New("image has no layers")
+		return Mounted{}, errors.New("image has no layers")
 	}
 	tmp, err := os.MkdirTemp(s.layerDir, tmpPrefix+"rootfs-")
 	if err != nil {
-		return "", err
+		return Mounted{}, err
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	for _, d := range []string{"diff", "work", "merged"} {
+	// Traversable for root of a user namespace, as overlay2 is (see New).
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return Mounted{}, err
+	}
+	dirs := []string{"diff", "work", "merged"}
+	if len(r.Volumes) > 0 {
+		dirs = append(dirs, volumesDir, filepath.Join(volumesDir, volumeBottom))
+		for i := range r.Volumes {
+			dirs = append(dirs, filepath.Join(volumesDir, strconv.Itoa(i)))
+		}
+	}
+	for _, d := range dirs {
 		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
-			return "", err
+			return Mounted{}, err
+		}
+	}
+	if r.UserNS != nil {
+		// The writable layer's root is root's inside.
+		if err := os.Chown(filepath.Join(tmp, "diff"), int(r.UserNS.UID), int(r.UserNS.GID)); err != nil {
+			return Mounted{}, err
 		}
 	}
 	if err := atomicfile.WriteJSON(filepath.Join(tmp, rootfsFile), r); err != nil {
-		return "", err
+		return Mounted{}, err
 	}
 	dir := s.rootfsPath(r.ContainerID)
 	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
+		return Mounted{}, err
 	}
 	if err := atomicfile.SyncDir(s.layerDir); err != nil {
-		return "", err
+		return Mounted{}, err
 	}
-	merged, err := s.mount(r)
+	m, err := s.mount(r)
 	if err != nil {
-		os.RemoveAll(dir)
-		return "", err
+		err = errors.Join(err, s.unmountAll(r), os.RemoveAll(dir))
+		return Mounted{}, err
 	}
-	return merged, nil
+	return m, nil
 }
 
 // MountRootfs mounts an existing writable layer again (after a reboot or a
 // container restart); it does nothing when already mounted.
-func (s *Store) MountRootfs(ctx context.Context, containerID string) (string, error) {
+func (s *Store) MountRootfs(ctx context.Context, containerID string) (Mounted, error) {
 	s.mu.Lock()
 	r, ok := s.rootfs[containerID]
 	s.mu.Unlock()
 	if !ok {
-		return "", fmt.Errorf("mount rootfs for %s: %w", containerID, os.ErrNotExist)
+		return Mounted{}, fmt.Errorf("mount rootfs for %s: %w", containerID, os.ErrNotExist)
 	}
-	merged, err := s.mount(r)
+	m, err := s.mount(r)
 	if err != nil {
-		return "", fmt.Errorf("mount rootfs for %s: %w", containerID, err)
+		return Mounted{}, fmt.Errorf("mount rootfs for %s: %w", containerID, err)
 	}
-	return merged, nil
+	return m, nil
 }
 
-func (s *Store) mount(r *rootfs) (string, error) {
-	merged := filepath.Join(s.rootfsPath(r.ContainerID), "merged")
-	if mounted, err := isMountpoint(merged); err != nil || mounted {
-		return merged, err
+// mount mounts what of r is not mounted yet: the rootfs and its volumes.
+func (s *Store) mount(r *rootfs) (Mounted, error) {
+	m := Mounted{Path: filepath.Join(s.rootfsPath(r.ContainerID), "merged")}
+	if r.UserNS != nil {
+		if err := s.mountIDMappedOverlay(r.ContainerID, m.Path, r.Layers, r.UserNS, true, 0); err != nil {
+			return Mounted{}, err
+		}
+	} else {
+		// Paths relative to overlay2 keep the options short: ~30 bytes a layer.
+		opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work,index=off",
+			lowerFor(r.Layers), r.ContainerID, r.ContainerID)
+		if err := s.mountOverlay(m.Path, opts, 0); err != nil {
+			return Mounted{}, err
+		}
 	}
-	// Paths relative to overlay2 keep the options short: ~30 bytes a layer.
-	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s/diff,workdir=%s/work,index=off",
-		lowerFor(r.Layers), r.ContainerID, r.ContainerID)
+	for i, v := range r.Volumes {
+		p, err := s.mountVolume(r, i, v)
+		if err != nil {
+			return Mounted{}, err
+		}
+		m.Volumes = append(m.Volumes, p)
+		m.VolumeImageIDs = append(m.VolumeImageIDs, v.ImageID)
+	}
+	return m, nil
+}
+
+// mountOverlay mounts an overlay at target unless one is there; the
+// lower, upper and work paths in opts are relative to the layer directory.
+func (s *Store) mountOverlay(target, opts string, flags uintptr) error {
+	if mounted, err := isMountpoint(target); err != nil || mounted {
+		return err
+	}
 	if len(opts) >= maxMountOptions {
-		return "", fmt.Errorf("%d layers: overlay options exceed a page", len(r.Layers))
+		return fmt.Errorf("mount overlay %s: options exceed a page", target)
 	}
-	if err := mountIn(s.layerDir, "overlay", merged, "overlay", opts); err != nil {
-		return "", fmt.Errorf("mount overlay %s: %w", merged, err)
+	if err := mountIn(s.layerDir, "overlay", target, "overlay", flags, opts); err != nil {
+		return fmt.Errorf("mount overlay %s: %w", target, err)
 	}
-	return merged, nil
+	return nil
 }
 
 // mountIn runs mount(2) with dir as the working directory. The cwd is
 // per-process, so the mount runs on a locked thread that first unshares its
 // fs attributes; the thread is never unlocked, so Go ends it afterwards
 // instead of reusing a thread with a changed cwd.
-func mountIn(dir, source, target, fstype, data string) error {
+func mountIn(dir, source, target, fstype string, flags uintptr, data string) error {
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
@@ -165,7 +251,7 @@ func mountIn(dir, source, target, fstype, data string) error {
 			errc <- fmt.Errorf("chdir %s: %w", dir, err)
 			return
 		}
-		errc <- unix.Mount(source, target, fstype, 0, data)
+		errc <- unix.Mount(source, target, fstype, flags, data)
 	}()
 	return <-errc
 }
@@ -193,7 +279,7 @@ func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 		return nil
 	}
 	dir := s.rootfsPath(containerID)
-	if err := unmount(filepath.Join(dir, "merged")); err != nil {
+	if err := s.unmountAll(r); err != nil {
 		return fmt.Errorf("remove rootfs for %s: %w", containerID, err)
 	}
 	s.mu.Lock()
@@ -203,7 +289,7 @@ func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 		return fmt.Errorf("remove rootfs for %s: %w", containerID, err)
 	}
 	delete(s.rootfs, containerID)
-	doomed := s.detachUnusedLocked(r.Layers)
+	doomed := s.detachUnusedLocked(r.allLayers())
 	s.mu.Unlock()
 	if err := atomicfile.SyncDir(s.layerDir); err != nil {
 		klog.ErrorS(err, "Sync the layer directory", "dir", s.layerDir)
@@ -291,7 +377,7 @@ func (s *Store) loadRootfs(ctx context.Context) error {
 		if err := atomicfile.ReadJSON(f, r); err != nil {
 			return fmt.Errorf("load rootfs: %w", err)
 		}
-		if missing := s.missingLayer(r.Layers); missing != "" {
+		if missing := s.missingLayer(r.allLayers()); missing != "" {
 			klog.InfoS("Container rootfs refers to a missing layer", "container", r.ContainerID, "layer", missing)
 		}
 		s.rootfs[r.ContainerID] = r

@@ -26,10 +26,11 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	const cid = "c1"
-	merged, err := s.CreateRootfs(ctx, cid, img.ID)
+	m, err := s.CreateRootfs(ctx, cid, img.ID, RootfsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	merged := m.Path
 	t.Cleanup(func() { s.RemoveRootfs(ctx, cid) })
 	exists := map[string]bool{"etc/keep": true, "etc/gone": false, "opq/new": true, "opq/old": false, "d": false}
 	for name, want := range exists {
@@ -38,7 +39,7 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 			t.Errorf("%s exists = %v, want %v (%v)", name, got, want, err)
 		}
 	}
-	if again, err := s.MountRootfs(ctx, cid); err != nil || again != merged {
+	if again, err := s.MountRootfs(ctx, cid); err != nil || again.Path != merged {
 		t.Errorf("MountRootfs on a mounted rootfs: %q %v", again, err)
 	}
 	if err := os.WriteFile(filepath.Join(merged, "written"), make([]byte, 10000), 0o644); err != nil {
@@ -83,11 +84,11 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 	if err := s.RemoveRootfs(ctx, cid); err != nil {
 		t.Errorf("second RemoveRootfs: %v", err)
 	}
-	if _, err := s.CreateRootfs(ctx, "c2", img.ID); err == nil {
+	if _, err := s.CreateRootfs(ctx, "c2", img.ID, RootfsOptions{}); err == nil {
 		t.Errorf("CreateRootfs of a removed image succeeded")
 	}
 	for _, bad := range []string{"", "../x", "l", "tmp-x", "a/b"} {
-		if _, err := s.CreateRootfs(ctx, bad, img.ID); err == nil {
+		if _, err := s.CreateRootfs(ctx, bad, img.ID, RootfsOptions{}); err == nil {
 			t.Errorf("CreateRootfs(%q) succeeded", bad)
 		}
 	}
@@ -103,10 +104,11 @@ func TestRootfsSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	merged, err := s.CreateRootfs(ctx, "c1", img.ID)
+	m, err := s.CreateRootfs(ctx, "c1", img.ID, RootfsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	merged := m.Path
 	if err := unmount(merged); err != nil {
 		t.Fatal(err)
 	}

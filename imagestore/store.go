@@ -97,6 +97,11 @@ func New(ctx context.Context, cfg Config, root string) (*Store, error) {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	// Root of a user namespace (another host uid) must reach the rootfs
+	// under overlay2/<container>; traversing is all it can do there.
+	if err := os.Chmod(s.layerDir, 0o711); err != nil {
+		return nil, fmt.Errorf("chmod %s: %w", s.layerDir, err)
+	}
 	if err := s.loadLayers(); err != nil {
 		return nil, err
 	}

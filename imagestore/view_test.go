@@ -73,10 +73,11 @@ func TestViewDiffAndDiskUsage(t *testing.T) {
 		t.Fatal(err)
 	}
 	const cid = "0123456789abcdef"
-	merged, err := s.CreateRootfs(ctx, cid, img.ID)
+	m, err := s.CreateRootfs(ctx, cid, img.ID, RootfsOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	merged := m.Path
 	t.Cleanup(func() { s.RemoveRootfs(ctx, cid) })
 	in := func(p string) string { return filepath.Join(merged, p) }
 	steps := []error{

@@ -36,11 +36,25 @@ func defaultMounts(privileged bool) []specs.Mount {
 	}
 }
 
+// hostSysfs replaces the sysfs mount of a container in a user namespace
+// on the host's network: mounting sysfs needs privilege over the network
+// namespace, which the host's user namespace owns, so the host's /sys is
+// bound instead (read-only unless the container is privileged).
+func hostSysfs(m specs.Mount) specs.Mount {
+	opts := []string{"rbind", "rprivate", "nosuid", "noexec", "nodev"}
+	for _, o := range m.Options {
+		if o == "ro" || o == "rw" {
+			opts = append(opts, o)
+		}
+	}
+	return specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: opts}
+}
+
 // setMounts fills spec.Mounts: defaults, the pod's files, image volumes,
 // then the CRI mounts (which replace anything at the same destination).
 func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 	sc := in.Config.GetLinux().GetSecurityContext()
-	criMounts, err := criMounts(s, in.Config.GetMounts(), in.RecursiveReadOnly, host)
+	criMounts, err := criMounts(s, in.Config.GetMounts(), mountSupport{rro: in.RecursiveReadOnly, idmap: in.IDMappedMounts}, in.ImageMountRoots, host)
 	if err != nil {
 		return err
 	}
@@ -55,6 +69,9 @@ func setMounts(s *specs.Spec, res *Result, in SpecInput, host *HostInfo) error {
 		}
 	}
 	for _, m := range defaultMounts(sc.GetPrivileged()) {
+		if m.Destination == "/sys" && in.Sandbox.HostNetwork && in.Sandbox.UserNSPath != "" {
+			m = hostSysfs(m)
+		}
 		add(m)
 	}
 	for _, m := range sandboxMounts(in.Sandbox, sc.GetReadonlyRootfs()) {
@@ -163,14 +180,19 @@ func (r *Result) MakeDirs() error {
 }
 
 // criMounts converts the CRI mounts, parents before children.
-func criMounts(s *specs.Spec, mounts []*runtime.Mount, rroSupported bool, host *HostInfo) ([]specs.Mount, error) {
+// mountSupport is what the runtime handler can do with mounts.
+type mountSupport struct {
+	rro, idmap bool
+}
+
+func criMounts(s *specs.Spec, mounts []*runtime.Mount, support mountSupport, imageRoots map[string]string, host *HostInfo) ([]specs.Mount, error) {
 	var out []specs.Mount
 	seen := map[string]bool{}
 	for _, m := range mounts {
 		if m == nil {
 			continue
 		}
-		cm, err := criMount(s, m, rroSupported, host)
+		cm, err := criMount(s, m, support, imageRoots, host)
 		if err != nil {
 			return nil, err
 		}
@@ -191,17 +213,21 @@ func depth(p string) int {
 	return strings.Count(p, "/")
 }
 
-func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo) (specs.Mount, error) {
+func criMount(s *specs.Spec, m *runtime.Mount, support mountSupport, imageRoots map[string]string, host *HostInfo) (specs.Mount, error) {
 	dst := m.GetContainerPath()
 	if dst == "" || !path.IsAbs(dst) || hasDotDot(dst) || strings.ContainsRune(dst, 0) {
 		return specs.Mount{}, invalidf("mount container path %q must be absolute and without '..'", dst)
 	}
 	dst = path.Clean(dst)
-	if m.GetImage() != nil && m.GetImage().GetImage() != "" && m.GetHostPath() == "" {
-		return specs.Mount{}, invalidf("image volume mount %q is not supported", dst)
+	if m.GetImage().GetImage() != "" {
+		return imageMount(m, dst, imageRoots)
 	}
-	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
-		return specs.Mount{}, invalidf("id-mapped mount %q is not supported", dst)
+	if m.GetImageSubPath() != "" {
+		return specs.Mount{}, invalidf("mount %q: image_sub_path without an image", dst)
+	}
+	uidMap, gidMap, err := mountIDMappings(m, dst, support.idmap)
+	if err != nil {
+		return specs.Mount{}, err
 	}
 	src := m.GetHostPath()
 	if src == "" || !filepath.IsAbs(src) || strings.ContainsRune(src, 0) {
@@ -245,7 +271,7 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo
 		if m.GetPropagation() != runtime.MountPropagation_PROPAGATION_PRIVATE {
 			return specs.Mount{}, invalidf("recursive read-only mount %q needs private propagation", dst)
 		}
-		if !rroSupported {
+		if !support.rro {
 			return specs.Mount{}, invalidf("recursive read-only mount %q is not supported by the runtime on this host", dst)
 		}
 		opts = append(opts, "ro", "rro")
@@ -254,7 +280,69 @@ func criMount(s *specs.Spec, m *runtime.Mount, rroSupported bool, host *HostInfo
 	default:
 		opts = append(opts, "rw")
 	}
-	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts}, nil
+	return specs.Mount{Destination: dst, Type: "bind", Source: resolved, Options: opts, UIDMappings: uidMap, GIDMappings: gidMap}, nil
+}
+
+// mountIDMappings converts a CRI mount's id mappings (the kubelet sets the
+// pod's user namespace mappings on the volumes of a pod in one): one uid
+// and one gid mapping, or none.
+func mountIDMappings(m *runtime.Mount, dst string, supported bool) (uid, gid []specs.LinuxIDMapping, err error) {
+	if len(m.GetUidMappings()) == 0 && len(m.GetGidMappings()) == 0 {
+		return nil, nil, nil
+	}
+	if !supported {
+		return nil, nil, invalidf("id-mapped mount %q is not supported by the runtime handler on this host", dst)
+	}
+	if len(m.GetUidMappings()) != 1 || len(m.GetGidMappings()) != 1 {
+		return nil, nil, invalidf("id-mapped mount %q needs exactly one uid and one gid mapping", dst)
+	}
+	conv := func(x *runtime.IDMapping) ([]specs.LinuxIDMapping, error) {
+		if x.GetLength() == 0 {
+			return nil, invalidf("id-mapped mount %q has an empty mapping", dst)
+		}
+		return []specs.LinuxIDMapping{{ContainerID: x.GetContainerId(), HostID: x.GetHostId(), Size: x.GetLength()}}, nil
+	}
+	if uid, err = conv(m.GetUidMappings()[0]); err != nil {
+		return nil, nil, err
+	}
+	if gid, err = conv(m.GetGidMappings()[0]); err != nil {
+		return nil, nil, err
+	}
+	return uid, gid, nil
+}
+
+// imageMount binds an image volume (CRI Mount.image): the image's mounted
+// root, or the image_sub_path inside it, read-only. The image is mounted
+// read-only already; a read-write request is refused rather than quietly
+// made read-only.
+func imageMount(m *runtime.Mount, dst string, roots map[string]string) (specs.Mount, error) {
+	if m.GetHostPath() != "" {
+		return specs.Mount{}, invalidf("mount %q names both an image and a host path", dst)
+	}
+	if !m.GetReadonly() {
+		return specs.Mount{}, invalidf("image volume mount %q must be read-only", dst)
+	}
+	root := roots[dst]
+	if root == "" {
+		return specs.Mount{}, fmt.Errorf("image volume mount %q: image %q is not mounted", dst, m.GetImage().GetImage())
+	}
+	src := root
+	if sub := m.GetImageSubPath(); sub != "" {
+		if path.IsAbs(sub) || hasDotDot(sub) || strings.ContainsRune(sub, 0) {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q must be relative and without '..'", dst, sub)
+		}
+		// Symlinks in the image resolve inside its root; the image is
+		// read-only, so what is checked here is what gets bound.
+		p, err := securejoin.SecureJoin(root, sub)
+		if err != nil {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q: %v", dst, sub, err)
+		}
+		if _, err := os.Lstat(p); err != nil {
+			return specs.Mount{}, invalidf("image volume mount %q: image_sub_path %q does not exist in image %q", dst, sub, m.GetImage().GetImage())
+		}
+		src = p
+	}
+	return specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro"}}, nil
 }
 
 func hasDotDot(p string) bool {

@@ -45,7 +45,18 @@ func TestCRIMounts(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "private/data"), filepath.Join(dir, "link")); err != nil {
 		t.Fatal(err)
 	}
+	img := filepath.Join(dir, "image")
+	if err := os.MkdirAll(filepath.Join(img, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Resolved inside the image root, a link out of it names a missing path.
+	if err := os.Symlink("../../../private/data", filepath.Join(img, "out")); err != nil {
+		t.Fatal(err)
+	}
 	mountInfo := writeMountInfo(t, dir)
+	imgMount := func(sub string, readonly bool) *runtime.Mount {
+		return &runtime.Mount{ContainerPath: "/vol", Image: &runtime.ImageSpec{Image: "busybox"}, ImageSubPath: sub, Readonly: readonly}
+	}
 	m := func(host, ctr string, mod func(*runtime.Mount)) *runtime.Mount {
 		mm := &runtime.Mount{HostPath: filepath.Join(dir, host), ContainerPath: ctr}
 		if mod != nil {
@@ -94,7 +105,17 @@ func TestCRIMounts(t *testing.T) {
 		{name: "relative host path", mounts: []*runtime.Mount{{HostPath: "rel", ContainerPath: "/x"}}, wantErr: "absolute"},
 		{name: "duplicate destination", mounts: []*runtime.Mount{m("private/data", "/x", nil), m("private/nested", "/x/", nil)}, wantErr: "duplicate"},
 		{name: "unknown propagation", mounts: []*runtime.Mount{m("private/data", "/x", func(m *runtime.Mount) { m.Propagation = 9 })}, wantErr: "propagation"},
-		{name: "image volume", mounts: []*runtime.Mount{{ContainerPath: "/x", Image: &runtime.ImageSpec{Image: "busybox"}}}, wantErr: "image volume"},
+		{name: "image volume", mounts: []*runtime.Mount{imgMount("", true)},
+			wantOpts: map[string][]string{"/vol": {"rbind", "rprivate", "ro"}}, wantSrc: map[string]string{"/vol": img}},
+		{name: "image volume subpath", mounts: []*runtime.Mount{imgMount("etc", true)},
+			wantSrc: map[string]string{"/vol": filepath.Join(img, "etc")}},
+		{name: "image volume read-write", mounts: []*runtime.Mount{imgMount("", false)}, wantErr: "must be read-only"},
+		{name: "image volume missing subpath", mounts: []*runtime.Mount{imgMount("nope", true)}, wantErr: "does not exist"},
+		{name: "image volume dotdot subpath", mounts: []*runtime.Mount{imgMount("etc/../..", true)}, wantErr: "'..'"},
+		{name: "image volume absolute subpath", mounts: []*runtime.Mount{imgMount("/etc", true)}, wantErr: "relative"},
+		{name: "image volume symlink out of the image", mounts: []*runtime.Mount{imgMount("out", true)}, wantErr: "does not exist"},
+		{name: "image volume with host path", mounts: []*runtime.Mount{func() *runtime.Mount { m := imgMount("", true); m.HostPath = dir; return m }()}, wantErr: "both"},
+		{name: "subpath without image", mounts: []*runtime.Mount{m("private/data", "/x", func(m *runtime.Mount) { m.ImageSubPath = "etc" })}, wantErr: "without an image"},
 		{name: "idmapped", mounts: []*runtime.Mount{m("private/data", "/x", func(m *runtime.Mount) { m.UidMappings = []*runtime.IDMapping{{Length: 1}} })}, wantErr: "id-mapped"},
 	}
 	for _, tc := range tests {
@@ -103,6 +124,7 @@ func TestCRIMounts(t *testing.T) {
 			in.Host.MountInfoPath = mountInfo
 			in.RecursiveReadOnly = tc.rro
 			in.Config.Mounts = tc.mounts
+			in.ImageMountRoots = map[string]string{"/vol": img}
 			res, err := GenerateSpec(in)
 			if tc.wantErr != "" {
 				mustInvalid(t, err, tc.wantErr)
@@ -256,23 +278,33 @@ func TestImageVolumes(t *testing.T) {
 	}
 }
 
-func TestRecursiveReadOnlyFacts(t *testing.T) {
+func TestParseFeatures(t *testing.T) {
+	const userns = `"linux":{"namespaces":["mount","user"],"mountExtensions":{"idmap":{"enabled":true}}}`
 	for _, tc := range []struct {
-		json string
-		want bool
+		name, json, release string
+		want                Features
 	}{
-		{`{"mountOptions":["ro","rro","bind"]}`, true},
-		{`{"mountOptions":["ro","bind"]}`, false},
-		{`{}`, false},
+		{"rro", `{"mountOptions":["ro","rro","bind"]}`, "6.1.0", Features{RecursiveReadOnly: true}},
+		{"no rro", `{"mountOptions":["ro","bind"]}`, "6.1.0", Features{}},
+		{"rro on an old kernel", `{"mountOptions":["rro"]}`, "5.11.9", Features{}},
+		{"empty", `{}`, "6.1.0", Features{}},
+		{"userns", `{` + userns + `}`, "6.18.44-fc-v657", Features{IDMappedMounts: true, UserNamespaces: true}},
+		{"idmap without overlay on idmapped layers", `{` + userns + `}`, "5.15.0", Features{IDMappedMounts: true}},
+		{"idmap disabled", `{"linux":{"namespaces":["user"],"mountExtensions":{"idmap":{"enabled":false}}}}`, "6.1.0", Features{}},
+		{"idmap unknown", `{"linux":{"namespaces":["user"]}}`, "6.1.0", Features{}},
+		{"no user namespace", `{"linux":{"namespaces":["mount"],"mountExtensions":{"idmap":{"enabled":true}}}}`, "6.1.0", Features{IDMappedMounts: true}},
 	} {
-		got, err := featuresHaveRRO([]byte(tc.json))
+		got, err := parseFeatures([]byte(tc.json), tc.release)
 		if err != nil || got != tc.want {
-			t.Errorf("%s: got %v, %v", tc.json, got, err)
+			t.Errorf("%s: got %+v, %v; want %+v", tc.name, got, err, tc.want)
 		}
 	}
-	if _, err := featuresHaveRRO([]byte("nope")); err == nil {
+	if _, err := parseFeatures([]byte("nope"), "6.1.0"); err == nil {
 		t.Error("bad features json accepted")
 	}
+}
+
+func TestReleaseAtLeast(t *testing.T) {
 	for _, tc := range []struct {
 		release string
 		want    bool

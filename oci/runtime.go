@@ -44,7 +44,7 @@ type Runtime struct {
 	conmonErr error
 
 	featMu sync.Mutex
-	rro    map[string]bool // handler → recursive read-only support
+	feats  map[string]Features // handler → what it supports, probed once
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
@@ -290,29 +290,37 @@ func (r *Runtime) UpdateResources(ctx context.Context, handler, id string, res *
 	return r.run(ctx, handler, data, "update", "--resources", "-", id)
 }
 
-// RecursiveReadOnly tells whether the handler's runtime supports "rro"
-// mounts on this host (RecursiveReadOnlySupported), asking once per handler.
-func (r *Runtime) RecursiveReadOnly(ctx context.Context, handler string) bool {
+// Features tells what the handler's runtime supports on this host
+// (ProbeFeatures), asking it once per handler.
+func (r *Runtime) Features(ctx context.Context, handler string) Features {
 	handler = canonicalHandler(handler)
 	r.featMu.Lock()
 	defer r.featMu.Unlock()
-	if v, ok := r.rro[handler]; ok {
-		return v
+	if f, ok := r.feats[handler]; ok {
+		return f
 	}
 	path, err := r.RuntimePath(handler)
 	if err != nil {
-		return false
+		return Features{}
 	}
-	ok, err := RecursiveReadOnlySupported(ctx, path)
+	f, err := ProbeFeatures(ctx, path)
 	if err != nil {
-		klog.ErrorS(err, "Probe recursive read-only mount support", "handler", handler)
-		return false
+		klog.ErrorS(err, "Probe runtime features", "handler", handler)
+		return Features{}
 	}
-	if r.rro == nil {
-		r.rro = map[string]bool{}
+	klog.InfoS("Runtime handler features", "handler", handler, "runtime", path,
+		"recursiveReadOnly", f.RecursiveReadOnly, "idMappedMounts", f.IDMappedMounts, "userNamespaces", f.UserNamespaces)
+	if r.feats == nil {
+		r.feats = map[string]Features{}
 	}
-	r.rro[handler] = ok
-	return ok
+	r.feats[handler] = f
+	return f
+}
+
+// RecursiveReadOnly tells whether the handler's runtime supports "rro"
+// mounts on this host.
+func (r *Runtime) RecursiveReadOnly(ctx context.Context, handler string) bool {
+	return r.Features(ctx, handler).RecursiveReadOnly
 }
 
 // BundleIDs lists the containers that have a bundle in the state dir.

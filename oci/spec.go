@@ -33,6 +33,11 @@ const (
 // version runc 1.1.5 advertises, so that every installed runtime accepts it.
 const ociVersion = "1.0.2-dev"
 
+// ociVersionIDMap is written into the specs of containers in a user
+// namespace instead: mount uidMappings/gidMappings came with 1.1.0, which
+// the runtimes that support them accept (crun 1.8 refuses 1.3.0).
+const ociVersionIDMap = "1.1.0"
+
 // SandboxInfo is what a container takes from its pod.
 type SandboxInfo struct {
 	ID       string
@@ -41,7 +46,11 @@ type SandboxInfo struct {
 	// (Host* set) or, for UTS, when no pinned namespace exists.
 	NetNSPath, IPCNSPath, UTSNSPath string
 	// PIDNSPath is the pod's shared PID namespace (pid: POD), else "".
-	PIDNSPath                     string
+	PIDNSPath string
+	// UserNSPath is the pod's user namespace, else "" (the host's); its
+	// mappings are UIDMapping and GIDMapping.
+	UserNSPath                    string
+	UIDMapping, GIDMapping        specs.LinuxIDMapping
 	HostNetwork, HostIPC, HostPID bool
 	// Files bound into every container; "" skips the mount. ShmPath ""
 	// with HostIPC binds the host's /dev/shm.
@@ -72,9 +81,16 @@ type SpecInput struct {
 	ImageVolumes string
 	VolumeDir    string
 	// RecursiveReadOnly tells that the runtime handler supports "rro"
-	// mounts (see RecursiveReadOnlySupported); without it a mount asking
+	// mounts (Features.RecursiveReadOnly); without it a mount asking
 	// for recursive read-only is refused.
 	RecursiveReadOnly bool
+	// ImageMountRoots maps the container path of each CRI image volume
+	// mount (Mount.image) to the mounted root of its image.
+	ImageMountRoots map[string]string
+	// IDMappedMounts tells that the runtime handler supports mount
+	// uidMappings/gidMappings (Features.IDMappedMounts); without it a CRI
+	// mount asking for id mappings is refused.
+	IDMappedMounts bool
 	// TargetPIDNSPath is the PID namespace of the target container for
 	// NamespaceMode TARGET.
 	TargetPIDNSPath string
@@ -159,7 +175,7 @@ func GenerateSpec(in SpecInput) (*Result, error) {
 	if err := setDevices(s, in.Config.GetDevices(), privileged, host); err != nil {
 		return nil, err
 	}
-	if err := setSecurity(s, sc, host); err != nil {
+	if err := setSecurity(s, sc, in.Sandbox.UserNSPath != "", host); err != nil {
 		return nil, err
 	}
 	if err := setResources(s, in.Config.GetLinux().GetResources(), host); err != nil {

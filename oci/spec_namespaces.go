@@ -49,6 +49,13 @@ func setNamespaces(s *specs.Spec, in SpecInput, host *HostInfo) error {
 	if host.CgroupV2 {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.CgroupNamespace})
 	}
+	if sb.UserNSPath != "" {
+		// Joined by path only: runc reads the mappings from the namespace
+		// and refuses a config that gives both.
+		ns = append(ns, specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.UserNSPath})
+		// Mount uidMappings/gidMappings are runtime-spec 1.1.
+		s.Version = ociVersionIDMap
+	}
 	s.Linux.Namespaces = ns
 	return nil
 }

@@ -109,10 +109,11 @@ func TestSpecRunsWithRuntimes(t *testing.T) {
 			continue
 		}
 		t.Run(rt, func(t *testing.T) {
-			rro, err := RecursiveReadOnlySupported(context.Background(), path)
+			f, err := ProbeFeatures(context.Background(), path)
 			if err != nil {
 				t.Fatal(err)
 			}
+			rro := f.RecursiveReadOnly
 			t.Logf("%s: recursive read-only mounts supported: %v", rt, rro)
 			t.Run("unprivileged", func(t *testing.T) { runUnprivileged(t, path, rro) })
 			t.Run("privileged", func(t *testing.T) { runPrivileged(t, path) })

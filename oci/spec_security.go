@@ -25,7 +25,13 @@ var (
 // setSecurity sets capabilities, no_new_privs, masked and read-only
 // paths, seccomp and AppArmor. Privileged containers get every capability,
 // no masked or read-only paths and no seccomp or AppArmor confinement.
-func setSecurity(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, host *HostInfo) error {
+//
+// In a user namespace, a container whose masked and read-only path lists
+// are both empty gets neither: that is how the kubelet asks for
+// procMount: Unmasked, which it allows only with a user namespace (for
+// procMount: Default it always sends the default lists). Elsewhere empty
+// lists mean the defaults, for clients that send none.
+func setSecurity(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, inUserNS bool, host *HostInfo) error {
 	privileged := sc.GetPrivileged()
 	caps, ambient, err := capabilitySet(sc.GetCapabilities(), privileged, host.Capabilities)
 	if err != nil {
@@ -37,7 +43,8 @@ func setSecurity(s *specs.Spec, sc *runtime.LinuxContainerSecurityContext, host 
 		Bounding: caps, Effective: caps, Permitted: caps, Inheritable: ambient, Ambient: ambient,
 	}
 	s.Process.NoNewPrivileges = sc.GetNoNewPrivs()
-	if !privileged {
+	unmasked := inUserNS && len(sc.GetMaskedPaths()) == 0 && len(sc.GetReadonlyPaths()) == 0
+	if !privileged && !unmasked {
 		if s.Linux.MaskedPaths, err = pathList(sc.GetMaskedPaths(), defaultMaskedPaths, "masked"); err != nil {
 			return err
 		}

@@ -50,7 +50,11 @@ func defaultInfraBinary() string {
 // startInfra starts the infra process of pod id in a new PID namespace,
 // inside the pod's network, IPC and UTS namespaces: it is forked from a
 // thread that joined them. exe is the binary to run ("" = /proc/self/exe).
-func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
+//
+// With userns set, it is started instead in new namespaces of the kinds in
+// userns.flags, the user namespace first (see createUserNamespaces), so
+// that its PID namespace belongs to the pod's user namespace.
+func startInfra(exe, id string, ns map[nsKind]string, userns *usernsClone) (int, error) {
 	if exe == "" {
 		exe = "/proc/self/exe"
 	}
@@ -59,20 +63,28 @@ func startInfra(exe, id string, ns map[nsKind]string) (int, error) {
 		return 0, fmt.Errorf("start infra process: %w", err)
 	}
 	defer r.Close()
-	var cmd *exec.Cmd
-	err = inNamespaces(ns, func() error {
-		cmd = &exec.Cmd{
-			Path:   exe,
-			Args:   []string{InfraArgv0, id},
-			Env:    []string{},
-			Stdout: w,
-			SysProcAttr: &syscall.SysProcAttr{
-				Cloneflags: syscall.CLONE_NEWPID,
-				Setsid:     true,
-			},
+	cmd := &exec.Cmd{
+		Path:        exe,
+		Args:        []string{InfraArgv0, id},
+		Env:         []string{},
+		Stdout:      w,
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID, Setsid: true},
+	}
+	if userns != nil {
+		// Root of the new user namespace may not reach the binary through
+		// the daemon's directories: it executes the file the daemon opened.
+		bin, oerr := os.Open(exe)
+		if oerr != nil {
+			w.Close()
+			return 0, fmt.Errorf("start infra process: %w", oerr)
 		}
-		return cmd.Start()
-	})
+		defer bin.Close()
+		cmd.Path, cmd.ExtraFiles = "/proc/self/fd/3", []*os.File{bin}
+		userns.apply(cmd.SysProcAttr)
+		err = cmd.Start()
+	} else {
+		err = inNamespaces(ns, cmd.Start)
+	}
 	w.Close()
 	if err != nil {
 		return 0, fmt.Errorf("start infra process: %w", err)

@@ -26,7 +26,7 @@ type Network interface {
 type Options struct {
 	// Root holds the pod records (<root>/pods/<id>/sandbox.json).
 	Root string
-	// State holds the namespace pins (<state>/{netns,ipcns,utsns}/<id>) and
+	// State holds the namespace pins (<state>/{netns,ipcns,utsns,userns}/<id>) and
 	// the pod files and shm mount (<state>/pods/<id>/{hostname,resolv.conf,
 	// hosts,shm}): they are made again for a new pod after a reboot.
 	State string
@@ -88,7 +88,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 		byName:   map[string]*reservation{},
 		podLocks: map[string]*sync.Mutex{},
 	}
-	for _, d := range []string{m.podsDir(), m.statePodsDir(), m.pinDir(nsNet), m.pinDir(nsIPC), m.pinDir(nsUTS)} {
+	for _, d := range []string{m.podsDir(), m.statePodsDir(), m.pinDir(nsNet), m.pinDir(nsIPC), m.pinDir(nsUTS), m.pinDir(nsUser)} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}

@@ -28,6 +28,7 @@ type record struct {
 	IPCNSPath      string    `json:"ipcns,omitempty"`
 	UTSNSPath      string    `json:"utsns,omitempty"`
 	PIDNSPath      string    `json:"pidns,omitempty"`
+	UserNSPath     string    `json:"userns,omitempty"`
 	InfraPID       int       `json:"infraPid,omitempty"`
 	HostNetwork    bool      `json:"hostNetwork,omitempty"`
 	HostIPC        bool      `json:"hostIPC,omitempty"`
@@ -55,7 +56,7 @@ func (m *Manager) writeRecord(sb *Sandbox, incomplete bool) error {
 		Version: recordVersion, Incomplete: incomplete, ID: sb.ID, Config: cfg,
 		RuntimeHandler: sb.RuntimeHandler, CreatedAt: sb.CreatedAt, Ready: sb.State == StateReady,
 		NetNSPath: sb.NetNSPath, IPCNSPath: sb.IPCNSPath, UTSNSPath: sb.UTSNSPath,
-		PIDNSPath: sb.PIDNSPath, InfraPID: sb.InfraPID,
+		PIDNSPath: sb.PIDNSPath, UserNSPath: sb.UserNSPath, InfraPID: sb.InfraPID,
 		HostNetwork: sb.HostNetwork, HostIPC: sb.HostIPC, HostPID: sb.HostPID,
 		Hostname: sb.Hostname, HostnamePath: sb.HostnamePath, ResolvConfPath: sb.ResolvConfPath,
 		HostsPath: sb.HostsPath, ShmPath: sb.ShmPath,
@@ -76,7 +77,7 @@ func (r *record) sandbox() (*Sandbox, error) {
 	sb := &Sandbox{
 		ID: r.ID, Config: cfg, RuntimeHandler: r.RuntimeHandler, CreatedAt: r.CreatedAt,
 		NetNSPath: r.NetNSPath, IPCNSPath: r.IPCNSPath, UTSNSPath: r.UTSNSPath,
-		PIDNSPath: r.PIDNSPath, InfraPID: r.InfraPID,
+		PIDNSPath: r.PIDNSPath, UserNSPath: r.UserNSPath, InfraPID: r.InfraPID,
 		HostNetwork: r.HostNetwork, HostIPC: r.HostIPC, HostPID: r.HostPID,
 		Hostname: r.Hostname, HostnamePath: r.HostnamePath, ResolvConfPath: r.ResolvConfPath,
 		HostsPath: r.HostsPath, ShmPath: r.ShmPath,
@@ -153,6 +154,9 @@ func (m *Manager) fillInterrupted(sb *Sandbox) {
 	if !sb.HostIPC {
 		sb.IPCNSPath, sb.ShmPath = m.pinPath(nsIPC, sb.ID), m.shmPath(sb.ID)
 	}
+	if _, _, userns, _ := userNamespaceMappings(sb.Config); userns {
+		sb.UserNSPath = m.pinPath(nsUser, sb.ID)
+	}
 	if sb.InfraPID == 0 && sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD {
 		sb.InfraPID = findInfra(sb.ID)
 	}
@@ -167,7 +171,7 @@ func (m *Manager) fillInterrupted(sb *Sandbox) {
 
 // intact tells whether the namespaces and infra process of a pod survive.
 func (m *Manager) intact(sb *Sandbox) bool {
-	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath} {
+	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath, sb.UserNSPath} {
 		if p != "" && !isPinned(p) {
 			return false
 		}

@@ -174,7 +174,25 @@ func (m *Manager) setupNamespaces(_ context.Context, sb *Sandbox) error {
 	if !sb.HostIPC {
 		pins = append(pins, nsPin{nsIPC, m.pinPath(nsIPC, sb.ID)})
 	}
-	if err := createNamespaces(pins, sb.Hostname); err != nil {
+	uid, gid, userns, err := userNamespaceMappings(sb.Config)
+	if err != nil {
+		return err
+	}
+	if userns {
+		userPin := nsPin{nsUser, m.pinPath(nsUser, sb.ID)}
+		var infra func(*usernsClone) (int, error)
+		if sharesPID(sb) {
+			infra = func(u *usernsClone) (int, error) { return startInfra(m.opts.InfraBinary, sb.ID, nil, u) }
+		}
+		pid, err := createUserNamespaces(append([]nsPin{userPin}, pins...), usernsClone{uid: uid, gid: gid}, sb.Hostname, infra)
+		if pid != 0 {
+			m.setInfra(sb, pid) // set first: teardown stops it even if pinning failed
+		}
+		if err != nil {
+			return err
+		}
+		sb.UserNSPath = userPin.path
+	} else if err := createNamespaces(pins, sb.Hostname); err != nil {
 		return err
 	}
 	for _, p := range pins {
@@ -196,7 +214,10 @@ func (m *Manager) setupShm(_ context.Context, sb *Sandbox) error {
 	}
 	p := m.shmPath(sb.ID)
 	sb.ShmPath = p // set first: teardown removes the dir even if the mount failed
-	return mountShm(p, m.opts.ShmSize)
+	if err := mountShm(p, m.opts.ShmSize); err != nil {
+		return err
+	}
+	return ownByPodRoot(sb, p)
 }
 
 func (m *Manager) setupNetwork(ctx context.Context, sb *Sandbox) error {
@@ -272,27 +293,66 @@ func (m *Manager) setupFiles(_ context.Context, sb *Sandbox) error {
 			return err
 		}
 		*f.path = p
+		if err := ownByPodRoot(sb, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ownByPodRoot gives a file the pod makes for its containers to the host
+// IDs of root in the pod's user namespace, so that it is root's inside
+// (unowned files show as nobody there and root could not write them).
+func ownByPodRoot(sb *Sandbox, p string) error {
+	uid, gid, ok := sb.UserNamespace()
+	if !ok {
+		return nil
+	}
+	if err := os.Chown(p, int(uid.HostID), int(gid.HostID)); err != nil {
+		return fmt.Errorf("give %s to the pod's root: %w", p, err)
 	}
 	return nil
 }
 
 func (m *Manager) setupSysctls(_ context.Context, sb *Sandbox) error {
+	if sb.UserNSPath != "" {
+		// The kernel lets only root of the owning user namespace write the
+		// sysctls of a namespace a child user namespace owns, and a thread
+		// of the daemon cannot join one. Every container applies the pod's
+		// sysctls from inside (SandboxInfo.Sysctls), so they hold wherever
+		// a process of the pod runs.
+		return nil
+	}
 	return applySysctls(sb.Config.GetLinux().GetSysctls(), sb.NetNSPath, sb.IPCNSPath)
+}
+
+// sharesPID tells whether the pod's containers share one PID namespace,
+// which its infra process holds.
+func sharesPID(sb *Sandbox) bool {
+	return sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtime.NamespaceMode_POD
+}
+
+func (m *Manager) setInfra(sb *Sandbox, pid int) {
+	sb.InfraPID = pid
+	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
 }
 
 // setupInfra starts the infra process when the pod shares one PID
 // namespace among its containers.
 func (m *Manager) setupInfra(_ context.Context, sb *Sandbox) error {
-	if sb.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() != runtime.NamespaceMode_POD {
+	if !sharesPID(sb) {
 		return nil
 	}
-	pid, err := startInfra(m.opts.InfraBinary, sb.ID, map[nsKind]string{nsNet: sb.NetNSPath, nsIPC: sb.IPCNSPath, nsUTS: sb.UTSNSPath})
-	if err != nil {
-		return err
+	// In a pod with a user namespace, the infra process made the
+	// namespaces (setupNamespaces).
+	if sb.InfraPID == 0 {
+		pid, err := startInfra(m.opts.InfraBinary, sb.ID, map[nsKind]string{nsNet: sb.NetNSPath, nsIPC: sb.IPCNSPath, nsUTS: sb.UTSNSPath}, nil)
+		if err != nil {
+			return err
+		}
+		m.setInfra(sb, pid)
 	}
-	sb.InfraPID = pid
-	sb.PIDNSPath = "/proc/" + strconv.Itoa(pid) + "/ns/pid"
-	if err := cgroups.AddProc(cgroups.RelPath(sb.CgroupParent), pid); err != nil {
+	if err := cgroups.AddProc(cgroups.RelPath(sb.CgroupParent), sb.InfraPID); err != nil {
 		return fmt.Errorf("move infra process into the pod cgroup: %w", err)
 	}
 	return nil

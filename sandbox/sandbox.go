@@ -19,6 +19,7 @@ import (
 	"errors"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/oci"
@@ -57,6 +58,9 @@ type Sandbox struct {
 
 	// Pinned namespaces; "" when the pod uses the host's.
 	NetNSPath, IPCNSPath, UTSNSPath string
+	// UserNSPath pins the pod's user namespace (userns_options mode POD),
+	// which owns its other namespaces; "" for the host's.
+	UserNSPath string
 	// PIDNSPath is /proc/<infra pid>/ns/pid when the pod shares one PID
 	// namespace (pid: POD), else "".
 	PIDNSPath string
@@ -89,13 +93,17 @@ func (s *Sandbox) Metadata() *runtime.PodSandboxMetadata {
 
 // SpecInfo is what a container of this pod takes from it.
 func (s *Sandbox) SpecInfo() oci.SandboxInfo {
+	uid, gid, _ := s.UserNamespace()
 	return oci.SandboxInfo{
+		UIDMapping:     uid,
+		GIDMapping:     gid,
 		ID:             s.ID,
 		Hostname:       s.Hostname,
 		NetNSPath:      s.NetNSPath,
 		IPCNSPath:      s.IPCNSPath,
 		UTSNSPath:      s.UTSNSPath,
 		PIDNSPath:      s.PIDNSPath,
+		UserNSPath:     s.UserNSPath,
 		HostNetwork:    s.HostNetwork,
 		HostIPC:        s.HostIPC,
 		HostPID:        s.HostPID,
@@ -106,6 +114,16 @@ func (s *Sandbox) SpecInfo() oci.SandboxInfo {
 		CgroupParent:   s.CgroupParent,
 		Sysctls:        s.Config.GetLinux().GetSysctls(),
 	}
+}
+
+// UserNamespace returns the pod's uid and gid mappings; ok is false when
+// the pod uses the host's user namespace.
+func (s *Sandbox) UserNamespace() (uid, gid specs.LinuxIDMapping, ok bool) {
+	if s.UserNSPath == "" {
+		return uid, gid, false
+	}
+	uid, gid, ok, err := userNamespaceMappings(s.Config)
+	return uid, gid, ok && err == nil
 }
 
 func (s *Sandbox) clone() *Sandbox {

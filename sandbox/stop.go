@@ -105,7 +105,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox, force bool) error {
 	if err := m.stop(ctx, sb); err != nil {
 		errs = append(errs, err)
 	}
-	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath} {
+	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath, sb.UserNSPath} {
 		if err := unpinNamespace(p); err != nil {
 			errs = append(errs, err)
 		}

@@ -32,8 +32,8 @@ func (m *Manager) validate(cfg *runtime.PodSandboxConfig, handler string) error 
 		return fmt.Errorf("%w: hostname %q is not a valid host name", ErrInvalid, cfg.GetHostname())
 	}
 	nso := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if u := nso.GetUsernsOptions(); u != nil && u.GetMode() == runtime.NamespaceMode_POD {
-		return fmt.Errorf("%w: user namespaces are not supported", ErrInvalid)
+	if _, _, _, err := userNamespaceMappings(cfg); err != nil {
+		return err
 	}
 	for name, mode := range map[string]runtime.NamespaceMode{"network": nso.GetNetwork(), "ipc": nso.GetIpc(), "pid": nso.GetPid()} {
 		switch mode {

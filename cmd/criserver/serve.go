@@ -26,8 +26,13 @@ import (
 // serve runs the daemon until ctx is cancelled, then drains and cleans up.
 func serve(ctx context.Context, cfg Config) error {
 	for _, dir := range []string{cfg.Root, cfg.State} {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		// Traversable, not listable: root in a user namespace is another
+		// host uid, and must reach its container's rootfs and pod files.
+		if err := os.MkdirAll(dir, 0o711); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			return fmt.Errorf("chmod %s: %w", dir, err)
 		}
 	}
 	unlock, err := lockState(cfg.State)

@@ -90,6 +90,10 @@ func newDaemon(t testing.TB) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
+	// As /var/lib is: root of a pod's user namespace must get through.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return nil, err
+	}
 	d := &Daemon{
 		t:          t,
 		Dir:        dir,
