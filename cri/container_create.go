@@ -155,8 +155,10 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, err
 	}
 	id := newContainerID()
+	// The record names the handler itself, not "": the default may differ
+	// after a restart, and the container must stay with its runtime.
 	c := &containerRecord{
-		ID: id, PodID: sb.ID, Handler: sb.RuntimeHandler, Config: cfg, CreatedAt: time.Now(),
+		ID: id, PodID: sb.ID, Handler: s.opts.Runtime.ResolveHandler(sb.RuntimeHandler), Config: cfg, CreatedAt: time.Now(),
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
 		state:     runtime.ContainerState_CONTAINER_CREATED,
@@ -181,7 +183,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		CgroupDriver:      string(s.opts.CgroupDriver),
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
 		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
-		RecursiveReadOnly: s.opts.Runtime.RecursiveReadOnly(ctx, sb.RuntimeHandler),
+		RecursiveReadOnly: s.opts.Runtime.RecursiveReadOnly(ctx, c.Handler),
 		Host:              s.host(),
 	}
 	if in.TargetPIDNSPath, err = s.targetPIDNS(cfg); err != nil {
@@ -202,7 +204,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, err
 	}
 	pid, err := s.opts.Runtime.Create(ctx, oci.CreateOptions{
-		ID: id, Name: cfg.GetMetadata().GetName(), Handler: sb.RuntimeHandler, Spec: spec.Spec, LogPath: logPath,
+		ID: id, Name: cfg.GetMetadata().GetName(), Handler: c.Handler, Spec: spec.Spec, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 	})
 	if err != nil {

@@ -114,7 +114,12 @@ func TestExecCancelKillsProcess(t *testing.T) {
 }
 
 func TestExecTTY(t *testing.T) {
-	r := testRuntime(t)
+	for _, handler := range []string{HandlerRunc, HandlerCrun} {
+		t.Run(handler, func(t *testing.T) { testExecTTY(t, testRuntimeWith(t, handler)) })
+	}
+}
+
+func testExecTTY(t *testing.T, r *Runtime) {
 	id := startTest(t, r, nil)
 	resize := make(chan remotecommand.TerminalSize, 2)
 	resize <- remotecommand.TerminalSize{Width: 70, Height: 20}

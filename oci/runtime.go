@@ -42,13 +42,16 @@ type Runtime struct {
 	conmon    string
 	conmonErr error
 
+	// def is the handler behind RuntimeHandler "", chosen at start.
+	def defaultChoice
+
 	featMu sync.Mutex
 	rro    map[string]bool // handler → recursive read-only support
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
 // have its derived fields filled (Config.FillDerived).
-func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
+func NewRuntime(ctx context.Context, cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
 	if !filepath.IsAbs(stateDir) {
 		return nil, fmt.Errorf("runtime state dir %q is not absolute", stateDir)
 	}
@@ -63,6 +66,8 @@ func NewRuntime(cfg Config, stateDir, cgroupDriver string) (*Runtime, error) {
 		klog.ErrorS(r.conmonErr, "conmon not found: containers cannot be created", "conmonPath", cfg.ConmonPath)
 	}
 	r.warnHybridCgroups()
+	r.def = chooseDefaultHandler(ctx, cfg, cgroupRoot)
+	logDefaultHandler(cfg, r.def)
 	return r, nil
 }
 
@@ -119,7 +124,7 @@ func (r *Runtime) AttachPaths(id string) (attachSocket, ctlFifo string) {
 // Command returns the handler's runtime invoked with its --root and args.
 // An unknown handler yields a command whose Start/Run fails with the error.
 func (r *Runtime) Command(ctx context.Context, handler string, args ...string) *exec.Cmd {
-	h, err := r.cfg.handler(handler)
+	h, err := r.handler(handler)
 	if err != nil {
 		cmd := exec.CommandContext(ctx, "/nonexistent-runtime")
 		cmd.Err = err
@@ -134,7 +139,7 @@ func (r *Runtime) Command(ctx context.Context, handler string, args ...string) *
 
 // RuntimePath is the resolved binary of a handler.
 func (r *Runtime) RuntimePath(handler string) (string, error) {
-	h, err := r.cfg.handler(handler)
+	h, err := r.handler(handler)
 	if err != nil {
 		return "", err
 	}
@@ -292,7 +297,7 @@ func (r *Runtime) UpdateResources(ctx context.Context, handler, id string, res *
 // RecursiveReadOnly tells whether the handler's runtime supports "rro"
 // mounts on this host (RecursiveReadOnlySupported), asking once per handler.
 func (r *Runtime) RecursiveReadOnly(ctx context.Context, handler string) bool {
-	handler = canonicalHandler(handler)
+	handler = r.ResolveHandler(handler)
 	r.featMu.Lock()
 	defer r.featMu.Unlock()
 	if v, ok := r.rro[handler]; ok {

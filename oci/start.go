@@ -24,7 +24,7 @@ var errNoExecFifo = errors.New("no exec fifo")
 // node. Other runtimes, and a runc container without its fifo, get
 // `runtime start`, whose error then says what is wrong.
 func (r *Runtime) Start(ctx context.Context, handler, id string) error {
-	h, err := r.cfg.handler(handler)
+	h, err := r.handler(handler)
 	if err != nil {
 		return err
 	}

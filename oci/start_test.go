@@ -85,7 +85,7 @@ func TestRuntimeStartRunc(t *testing.T) {
 	r := testRuntime(t)
 	ctx := context.Background()
 	id, logPath, _ := createTest(t, r, `echo started; sleep 30`, nil)
-	h, _ := r.cfg.handler("")
+	h, _ := r.handler("")
 	fifo := filepath.Join(h.RuntimeRoot, id, execFifo)
 	if _, err := os.Stat(fifo); err != nil {
 		t.Fatalf("runc left no exec fifo after create: %v", err)

@@ -35,7 +35,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load image store: %w", err)
 	}
-	rt, err := oci.NewRuntime(cfg.Runtime, cfg.State, cfg.CgroupDriver)
+	rt, err := oci.NewRuntime(ctx, cfg.Runtime, cfg.State, cfg.CgroupDriver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
 	}
