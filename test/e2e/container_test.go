@@ -24,6 +24,7 @@ type ctrInfo struct {
 	ConmonPid   int    `json:"conmonPid"`
 	Bundle      string `json:"bundle"`
 	CgroupsPath string `json:"cgroupsPath"`
+	Handler     string `json:"runtimeHandler"`
 }
 
 // ctrEnv is a daemon with busybox pulled and one running pod.
@@ -217,6 +218,17 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if info.ConmonPid == 0 || info.Pid == 0 {
 		t.Errorf("no conmon or container pid after create: %+v", info)
+	}
+	// A default pod's container names the handler that runs it.
+	rs, err := e.d.Runtime.Status(ctx, &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rs.Info["defaultRuntimeHandler"]; info.Handler != want || want == "" {
+		t.Errorf("container's runtime handler %q, want the default %q", info.Handler, want)
+	}
+	if pinned := os.Getenv(framework.DefaultHandlerEnv); pinned != "" && info.Handler != pinned {
+		t.Errorf("container's runtime handler %q, want %q from %s", info.Handler, pinned, framework.DefaultHandlerEnv)
 	}
 	e.start(t, id)
 	if _, err := e.d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
