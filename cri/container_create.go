@@ -169,10 +169,12 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 			s.rollbackCreate(c)
 		}
 	}()
+	clock := newStepClock("CreateContainer", id)
 	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID)
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
+	clock.done("rootfs")
 	fault.Crash("container.create.after-rootfs")
 	in := oci.SpecInput{
 		ContainerID:       id,
@@ -193,6 +195,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, err
 	}
+	clock.done("spec")
 	c.CgroupsPath, c.User, c.StopSignal = spec.Spec.Linux.CgroupsPath, spec.User, spec.StopSignal
 	if err := spec.MakeDirs(); err != nil {
 		return nil, fmt.Errorf("create volume dirs of container %s: %w", id, err)
@@ -203,6 +206,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err := s.saveContainer(c); err != nil {
 		return nil, err
 	}
+	clock.done("record")
 	pid, err := s.opts.Runtime.Create(ctx, oci.CreateOptions{
 		ID: id, Name: cfg.GetMetadata().GetName(), Handler: c.Handler, Spec: spec.Spec, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
@@ -210,6 +214,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
+	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
 	c.pid = pid
 	if err := s.saveContainer(c); err != nil {

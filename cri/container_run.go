@@ -131,17 +131,21 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
+	clock := newStepClock("RemoveContainer", c.ID)
 	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	clock.done("runtime")
 	fault.Crash("container.remove.after-runtime-delete")
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove rootfs of container %s: %w", c.ID, err)
 	}
+	clock.done("rootfs")
 	fault.Crash("container.remove.before-record")
 	if err := s.removeContainerRecord(c); err != nil {
 		return err
 	}
+	clock.done("record")
 	s.containers.delete(c)
 	s.stats.forget(c.ID)
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
