@@ -70,5 +70,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	return svc, func() {
 		stream.Stop()
 		stopWatch()
+		// Leave no removed layer for the next start to delete.
+		images.WaitRemovals()
 	}, nil
 }

@@ -174,6 +174,7 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("ContainerStatus after remove: %v, want NotFound", err)
 	}
+	e.d.WaitRemovals(t)
 	mounts, err := framework.MountsUnder(e.d.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -855,6 +856,7 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(info.Bundle); !os.IsNotExist(err) {
 		t.Errorf("orphan bundle %s still there: %v", info.Bundle, err)
 	}
+	e.d.WaitRemovals(t)
 	if mounts, _ := framework.MountsUnder(e.d.Dir); len(mounts) > 0 {
 		for _, m := range mounts {
 			if strings.Contains(m, id) {

@@ -68,6 +68,7 @@ func (s snapshot) counts() map[string]int {
 func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
 	t.Helper()
 	d := e.d
+	d.WaitRemovals(t)
 	var s snapshot
 	pid := strconv.Itoa(d.Pid())
 	fds, err := os.ReadDir("/proc/" + pid + "/fd")

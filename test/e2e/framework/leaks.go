@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -37,4 +39,23 @@ func ProcessesNamed(name string) []int {
 		}
 	}
 	return pids
+}
+
+// WaitRemovals waits until the daemon has deleted the writable layers it
+// removed: RemoveContainer moves a layer to the trash (overlay2/tmp-del-*)
+// and unmounts and deletes it after the call returns. Leak checks call it
+// first, so that they count what stays rather than what is on its way out.
+// Trash still there after 30 s fails the test.
+func (d *Daemon) WaitRemovals(t testing.TB) {
+	t.Helper()
+	pattern := filepath.Join(d.Root, "overlay2", "tmp-del-*")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, _ := filepath.Glob(pattern)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed writable layers still in the trash after 30s: %v", left)
+		}
+	}
 }
