@@ -1,7 +1,9 @@
 package framework
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -58,4 +60,25 @@ func (d *Daemon) WaitRemovals(t testing.TB) {
 			t.Fatalf("removed writable layers still in the trash after 30s: %v", left)
 		}
 	}
+}
+
+// PacketFilterRules is the host's iptables and nftables rulesets as text.
+// CNI plugins masquerade and map host ports with either (bridge's
+// ipMasqBackend, portmap's backend), and the firewall plugin uses
+// iptables; pod IDs appear in the rules' comments. Plugins reach nftables
+// through the nft program, so without it there is no nftables rule of
+// theirs to find.
+func PacketFilterRules() (string, error) {
+	ipt, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return "", fmt.Errorf("iptables-save: %w", err)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return string(ipt), nil
+	}
+	nft, err := exec.Command("nft", "list", "ruleset").Output()
+	if err != nil {
+		return "", fmt.Errorf("nft list ruleset: %w", err)
+	}
+	return string(ipt) + string(nft), nil
 }
