@@ -1,9 +1,11 @@
 // Command cnibench times CNI ADD and DEL of criserver's default network
-// shape (cni.BridgeNetwork) with two sets of plugins, alternating between
-// them, through the daemon's own cni package: the iptables plugins of the
-// OS (Debian's containernetworking-plugins in /usr/lib/cni) and the pinned
-// ones hack/install-deps.sh installs, with their nftables backends.
+// shape (cni.BridgeNetwork) through the daemon's own cni package, with the
+// OS's plugins (Debian's containernetworking-plugins in /usr/lib/cni, which
+// use iptables) and with the pinned ones hack/cni-plugins builds, on their
+// iptables and on their nftables backends (these need the nft program),
+// alternating between the three:
 //
+//	hack/cni-plugins/build.sh /opt/criserver/cni/bin
 //	go run ./hack/cnibench -n 20
 //
 // It needs root, makes network namespaces, a bridge (cnibench0) and a
@@ -40,6 +42,7 @@ func main() {
 	flag.Parse()
 	if err := run(context.Background(), *n, *subnet, []*variant{
 		{name: "os (iptables)", binDir: *osDir},
+		{name: "pinned (iptables)", binDir: *pinnedDir},
 		{name: "pinned (nftables)", binDir: *pinnedDir, nftables: true},
 	}); err != nil {
 		fmt.Fprintln(os.Stderr, "cnibench:", err)
