@@ -26,10 +26,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		return nil, status.Errorf(codes.FailedPrecondition, "container %s is %s, not created", c.ID, st)
 	}
 	started := time.Now()
+	clock := newStepClock("StartContainer", c.ID)
 	if err := s.opts.Runtime.Start(ctx, c.Handler, c.ID); err != nil {
 		s.failStart(c, err)
 		return nil, containerError(fmt.Errorf("start container %s: %w", c.ID, err))
 	}
+	clock.done("runtime start")
 	fault.Crash("container.start.after-runtime")
 	c.mu.Lock()
 	c.startedAt = started
