@@ -35,6 +35,7 @@ type options struct {
 	cache             string
 	criserverBin      string
 	criserverFlags    stringList
+	criserverHandler  string
 	pauseSrc          string
 	runtimes          stringList
 	criserverSock     string
@@ -78,6 +79,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cache, "cache", "", "cache of built images and the debootstrap rootfs (default <results>/cache)")
 	fs.StringVar(&o.criserverBin, "criserver-bin", "bin/criserver", "criserver binary to start")
 	fs.Var(&o.criserverFlags, "criserver-flag", "extra criserver flag; repeatable")
+	fs.StringVar(&o.criserverHandler, "criserver-handler", "", "criserver's default runtime handler (runc or crun; empty: the daemon's choice, crun where it runs)")
 	fs.StringVar(&o.pauseSrc, "pause-src", "hack/images/pause.c", "source of containerd's pause process")
 	fs.Var(&o.runtimes, "runtimes", "runtimes to drive (default criserver,containerd)")
 	fs.StringVar(&o.criserverSock, "criserver-endpoint", "", "socket of a running criserver to drive instead of starting one")
@@ -294,7 +296,7 @@ func setUp(ctx context.Context, opts options, name string, reg *registry, images
 			return nil, err
 		}
 		// -v=4 logs the time of each program the daemon runs: the floor.
-		return startCriserver(ctx, dir, bin, opts.callTimeout, append([]string{"-v=4"}, opts.criserverFlags...))
+		return startCriserver(ctx, dir, bin, opts.criserverHandler, opts.callTimeout, append([]string{"-v=4"}, opts.criserverFlags...))
 	}
 }
 
