@@ -54,8 +54,11 @@ func (r *Runtime) Start(ctx context.Context, handler, id string) error {
 
 // writeExecFifo lets crun's init process, which holds the fifo open for
 // reading, go on to exec the container's program: one byte written, then
-// the fifo removed, which makes crun report the container as running.
-func writeExecFifo(_ context.Context, path string, pid int) error {
+// the fifo removed, which makes crun report the container as running. It
+// returns once the init process has closed its end, which it does as it
+// execs the program (or dies), so that the program runs when Start
+// returns, as after `runc start`.
+func writeExecFifo(ctx context.Context, path string, pid int) error {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):
@@ -66,15 +69,36 @@ func writeExecFifo(_ context.Context, path string, pid int) error {
 	case err != nil:
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
-	_, err = unix.Write(fd, []byte{'0'})
-	unix.Close(fd)
-	if err != nil {
+	defer unix.Close(fd)
+	if _, err := unix.Write(fd, []byte{'0'}); err != nil {
 		return fmt.Errorf("write exec fifo: %w", err)
 	}
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove exec fifo: %w", err)
 	}
-	return nil
+	return waitReaderGone(ctx, fd, pid)
+}
+
+// waitReaderGone waits until the fifo written through fd has no reader
+// left (poll reports POLLERR on a pipe's write end then), the reading
+// process pid is gone, or ctx ends.
+func waitReaderGone(ctx context.Context, fd, pid int) error {
+	fds := []unix.PollFd{{Fd: int32(fd)}}
+	for {
+		n, err := unix.Poll(fds, 20)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("poll exec fifo: %w", err)
+		}
+		if n > 0 && fds[0].Revents&(unix.POLLERR|unix.POLLHUP) != 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !alive(pid) {
+			return nil // exited at once; the exit watcher reports it
+		}
+	}
 }
 
 // releaseExecFifo lets the container's init process, pid, go on to exec
