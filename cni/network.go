@@ -162,21 +162,40 @@ func parseSubnet(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-func defaultNetwork(subnet string) ([]byte, error) {
-	p, err := parseSubnet(subnet)
+// BridgeNetwork is the shape of the built-in network: a bridge with a
+// gateway, masquerading and hairpin, host-local IPAM over one IPv4 subnet,
+// and the portmap, bandwidth and firewall plugins.
+type BridgeNetwork struct {
+	Name, Bridge, Subnet string
+	// NFTables selects the nftables backends of bridge's masquerading and
+	// of portmap (containernetworking/plugins v1.6 and later): one netlink
+	// transaction each instead of a run of iptables processes. Older
+	// plugins ignore the keys and use iptables. The firewall plugin has no
+	// nftables backend and stays on iptables.
+	NFTables bool
+}
+
+// Conflist renders the network's configuration list.
+func (n BridgeNetwork) Conflist() ([]byte, error) {
+	p, err := parseSubnet(n.Subnet)
 	if err != nil {
-		return nil, fmt.Errorf("default_subnet: %w", err)
+		return nil, err
 	}
-	gw := p.Addr().Next()
+	masqBackend, portmapBackend := "", ""
+	if n.NFTables {
+		masqBackend = `
+      "ipMasqBackend": "nftables",`
+		portmapBackend = `, "backend": "nftables"`
+	}
 	return fmt.Appendf(nil, `{
   "cniVersion": "1.0.0",
-  "name": "criserver",
+  "name": %q,
   "plugins": [
     {
       "type": "bridge",
-      "bridge": "criserver0",
+      "bridge": %q,
       "isGateway": true,
-      "ipMasq": true,
+      "ipMasq": true,%s
       "hairpinMode": true,
       "ipam": {
         "type": "host-local",
@@ -184,10 +203,18 @@ func defaultNetwork(subnet string) ([]byte, error) {
         "ranges": [[{ "subnet": "%s", "gateway": "%s" }]]
       }
     },
-    { "type": "portmap", "capabilities": { "portMappings": true } },
+    { "type": "portmap", "capabilities": { "portMappings": true }%s },
     { "type": "bandwidth", "capabilities": { "bandwidth": true } },
     { "type": "firewall" }
   ]
 }
-`, p, gw), nil
+`, n.Name, n.Bridge, masqBackend, p, p.Addr().Next(), portmapBackend), nil
+}
+
+func defaultNetwork(subnet string) ([]byte, error) {
+	data, err := BridgeNetwork{Name: "criserver", Bridge: "criserver0", Subnet: subnet}.Conflist()
+	if err != nil {
+		return nil, fmt.Errorf("default_subnet: %w", err)
+	}
+	return data, nil
 }

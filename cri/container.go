@@ -132,6 +132,10 @@ func recordFromFile(f *recordFile) (*containerRecord, error) {
 	if err := proto.Unmarshal(f.Config, cfg); err != nil {
 		return nil, fmt.Errorf("decode config of %s: %w", f.ID, err)
 	}
+	if f.Handler == "" {
+		// Written before records named the resolved handler, when "" was runc.
+		f.Handler = oci.HandlerRunc
+	}
 	c := &containerRecord{
 		ID: f.ID, PodID: f.PodID, Handler: f.Handler, Config: cfg, CreatedAt: f.CreatedAt, Image: f.Image,
 		LogPath: f.LogPath, CgroupsPath: f.CgroupsPath, User: f.User, StopSignal: syscall.Signal(f.StopSignal),

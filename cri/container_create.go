@@ -128,8 +128,10 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, err
 	}
 	id := newContainerID()
+	// The record names the handler itself, not "": the default may differ
+	// after a restart, and the container must stay with its runtime.
 	c := &containerRecord{
-		ID: id, PodID: sb.ID, Handler: sb.RuntimeHandler, Config: cfg, CreatedAt: time.Now(),
+		ID: id, PodID: sb.ID, Handler: s.opts.Runtime.ResolveHandler(sb.RuntimeHandler), Config: cfg, CreatedAt: time.Now(),
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
 		state:     runtime.ContainerState_CONTAINER_CREATED,
@@ -140,11 +142,13 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 			s.rollbackCreate(c)
 		}
 	}()
+	clock := newStepClock("CreateContainer", id)
 	vols := imageVolumeMounts(cfg)
 	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
 		return nil, fmt.Errorf("create rootfs of container %s: %w", id, err)
 	}
+	clock.done("rootfs")
 	fault.Crash("container.create.after-rootfs")
 	feats := s.opts.Runtime.Features(ctx, sb.RuntimeHandler)
 	c.Config = vols.withImageRefs(rootfs.VolumeImageIDs)
@@ -169,6 +173,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, err
 	}
+	clock.done("spec")
 	c.CgroupsPath, c.User, c.StopSignal = spec.Spec.Linux.CgroupsPath, spec.User, spec.StopSignal
 	if err := spec.MakeDirs(); err != nil {
 		return nil, fmt.Errorf("create volume dirs of container %s: %w", id, err)
@@ -179,13 +184,15 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err := s.saveContainer(c); err != nil {
 		return nil, err
 	}
+	clock.done("record")
 	pid, err := s.opts.Runtime.Create(ctx, oci.CreateOptions{
-		ID: id, Name: cfg.GetMetadata().GetName(), Handler: sb.RuntimeHandler, Spec: spec.Spec, LogPath: logPath,
+		ID: id, Name: cfg.GetMetadata().GetName(), Handler: c.Handler, Spec: spec.Spec, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
+	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
 	c.pid = pid
 	if err := s.saveContainer(c); err != nil {

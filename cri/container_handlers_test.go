@@ -12,7 +12,7 @@ func TestContainerRuntimeHandlers(t *testing.T) {
 	cfg := oci.DefaultConfig()
 	cfg.Handlers["kata"] = oci.Handler{RuntimePath: "/nonexistent/kata"}
 	cfg.FillDerived(t.TempDir())
-	rt, err := oci.NewRuntime(cfg, t.TempDir(), cgroups.Cgroupfs)
+	rt, err := oci.NewRuntime(context.Background(), cfg, t.TempDir(), cgroups.Cgroupfs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,10 +25,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		return nil, fmt.Errorf("%w: container %s is %s, not created", errFailedPrecondition, c.ID, st)
 	}
 	started := time.Now()
+	clock := newStepClock("StartContainer", c.ID)
 	if err := s.opts.Runtime.Start(ctx, c.Handler, c.ID); err != nil {
 		s.failStart(c, err)
 		return nil, fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	clock.done("runtime start")
 	fault.Crash("container.start.after-runtime")
 	c.mu.Lock()
 	c.startedAt = started
@@ -130,17 +132,21 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
+	clock := newStepClock("RemoveContainer", c.ID)
 	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
+	clock.done("runtime")
 	fault.Crash("container.remove.after-runtime-delete")
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove rootfs of container %s: %w", c.ID, err)
 	}
+	clock.done("rootfs")
 	fault.Crash("container.remove.before-record")
 	if err := s.removeContainerRecord(c); err != nil {
 		return err
 	}
+	clock.done("record")
 	s.containers.delete(c)
 	s.stats.forget(c.ID)
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)

@@ -39,6 +39,11 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": string(s.opts.CgroupDriver)}
+		if s.opts.Runtime != nil {
+			h, why := s.opts.Runtime.DefaultHandler()
+			resp.Info["defaultRuntimeHandler"] = h
+			resp.Info["defaultRuntimeHandlerReason"] = why
+		}
 		if cidr := s.podCIDR.Load(); cidr != nil {
 			resp.Info["podCIDR"] = *cidr
 		}

@@ -26,6 +26,8 @@
 //	container.stop.after-signal     stop signal sent, no wait or SIGKILL yet
 //	container.stop.after-runtime    exit file written, exit not yet picked up
 //	container.remove.after-runtime-delete  runtime state gone, rootfs not yet removed
+//	container.remove.after-rootfs-trash    writable layer moved to the trash, still
+//	                                       mounted; not yet unmounted and deleted
 //	container.remove.before-record  rootfs removed, record not yet deleted
 //	image.pull.after-layer       a layer committed
 //	image.pull.before-record     all layers committed, image record not yet written

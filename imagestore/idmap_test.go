@@ -69,6 +69,7 @@ func TestRootfsIDMapped(t *testing.T) {
 	if err := s.RemoveRootfs(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
+	s.WaitRemovals() // the writable overlay comes off in the background
 	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(s.layerDir))
 	if err != nil {
 		t.Fatal(err)

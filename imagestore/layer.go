@@ -95,7 +95,7 @@ func (s *Store) loadLayers() error {
 			continue
 		case strings.HasPrefix(name, tmpPrefix):
 			klog.InfoS("Removing leftover temporary layer directory", "path", p)
-			if err := os.RemoveAll(p); err != nil {
+			if err := removeDetached(p); err != nil {
 				return fmt.Errorf("remove leftover %s: %w", p, err)
 			}
 			continue

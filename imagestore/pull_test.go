@@ -33,6 +33,8 @@ func newTestStore(t *testing.T, root string, mod ...func(*Config)) *Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before the temp dir goes: the trash may still be deleting in it.
+	t.Cleanup(s.WaitRemovals)
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
 	"k8s.io/klog/v2"
@@ -76,9 +77,19 @@ func (s *Store) detachUnusedLocked(candidates []digest.Digest) []string {
 func removeDirs(dirs []string) error {
 	var errs []error
 	for _, d := range dirs {
-		if err := os.RemoveAll(d); err != nil {
+		if err := removeDetached(d); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeDetached deletes one detached directory. A container's writable
+// layer goes to the trash still mounted (see RemoveRootfs): its overlay
+// comes off first, so that deleting cannot reach through it.
+func removeDetached(dir string) error {
+	if err := unmount(filepath.Join(dir, "merged")); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/criserver/criserver/atomicfile"
+	"github.com/criserver/criserver/fault"
 )
 
 const (
@@ -269,8 +270,9 @@ func isMountpoint(p string) (bool, error) {
 	return st.Dev != pst.Dev, nil
 }
 
-// RemoveRootfs unmounts and deletes a container's writable layer, then the
-// layers nothing else uses. Removing what is absent succeeds.
+// RemoveRootfs takes a container's writable layer, and the layers nothing
+// else uses, out of the store at once; they are unmounted and deleted in
+// the background (WaitRemovals). Removing what is absent succeeds.
 func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 	s.mu.Lock()
 	r, ok := s.rootfs[containerID]
@@ -278,13 +280,16 @@ func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 	if !ok {
 		return nil
 	}
-	dir := s.rootfsPath(containerID)
-	if err := s.unmountAll(r); err != nil {
+	// Image volumes and id-mapped layer mounts are read-only: they come
+	// off here, cheaply. The writable overlay is renamed still mounted
+	// (its container is gone): its unmount, which syncs the filesystem,
+	// and the deletion happen in the trash, off the caller's path.
+	if err := s.unmountVolumes(r); err != nil {
 		return fmt.Errorf("remove rootfs for %s: %w", containerID, err)
 	}
 	s.mu.Lock()
 	gone := filepath.Join(s.layerDir, fmt.Sprintf("%sdel-%s-%d", tmpPrefix, containerID, time.Now().UnixNano()))
-	if err := os.Rename(dir, gone); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Rename(s.rootfsPath(containerID), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		s.mu.Unlock()
 		return fmt.Errorf("remove rootfs for %s: %w", containerID, err)
 	}
@@ -294,8 +299,14 @@ func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
 	if err := atomicfile.SyncDir(s.layerDir); err != nil {
 		klog.ErrorS(err, "Sync the layer directory", "dir", s.layerDir)
 	}
-	return removeDirs(append(doomed, gone))
+	fault.Crash("container.remove.after-rootfs-trash")
+	s.trash.put(append(doomed, gone))
+	return nil
 }
+
+// WaitRemovals returns once the writable layers removed so far are
+// unmounted and deleted from disk.
+func (s *Store) WaitRemovals() { s.trash.wait() }
 
 func unmount(p string) error {
 	for {

@@ -73,13 +73,19 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 	if err := s.RemoveRootfs(ctx, cid); err != nil {
 		t.Fatal(err)
 	}
-	if mounted, _ := isMountpoint(merged); mounted {
-		t.Errorf("still mounted")
-	}
+	// Gone from the store's namespace at once, from the disk and the mount
+	// table once the trash has deleted it.
 	for _, p := range []string{s.rootfsPath(cid), top} {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left after RemoveRootfs: %v", p, err)
 		}
+	}
+	s.WaitRemovals()
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), s.layerDir+"/") {
+		t.Errorf("an overlay under %s is still mounted after the trash drained", s.layerDir)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.layerDir, tmpPrefix+"*")); len(left) > 0 {
+		t.Errorf("trash left after it drained: %v", left)
 	}
 	if err := s.RemoveRootfs(ctx, cid); err != nil {
 		t.Errorf("second RemoveRootfs: %v", err)
@@ -146,5 +152,37 @@ func TestMountOptionsFitInAPage(t *testing.T) {
 	// 120 layers fit: short links keep each lowerdir entry ~30 bytes.
 	if n := len(lowerFor(layers[:120])); n >= maxMountOptions-200 {
 		t.Errorf("lowerdir for 120 layers is %d bytes", n)
+	}
+}
+
+// TestRootfsTrashRemovedAtStart: a crash after RemoveRootfs moved a
+// writable layer to the trash, still mounted, leaves it to the next start,
+// which unmounts and deletes it.
+func TestRootfsTrashRemovedAtStart(t *testing.T) {
+	reg := newFakeRegistry(t)
+	reg.push("w", "v1", testImage{layers: [][]byte{baseLayer(t)}})
+	root := t.TempDir()
+	s := newTestStore(t, root)
+	ctx := context.Background()
+	img, err := s.Pull(ctx, reg.addr()+"/w:v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateRootfs(ctx, "c1", img.ID, RootfsOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	trashed := filepath.Join(s.layerDir, tmpPrefix+"del-c1-1")
+	if err := os.Rename(s.rootfsPath("c1"), trashed); err != nil {
+		t.Fatal(err)
+	}
+	if mounted, err := isMountpoint(filepath.Join(trashed, "merged")); err != nil || !mounted {
+		t.Fatalf("the trashed layer is not mounted (%v): the test proves nothing", err)
+	}
+	s2 := newTestStore(t, root)
+	if _, err := os.Stat(trashed); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("trash left after a start: %v", err)
+	}
+	if b, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(b), s2.layerDir+"/") {
+		t.Errorf("an overlay under %s is still mounted after a start", s2.layerDir)
 	}
 }

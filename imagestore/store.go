@@ -65,6 +65,8 @@ type Store struct {
 	rootfs   map[string]*rootfs       // container writable layers by container ID
 	inflight map[digest.Digest]*flight
 	usage    usageTotals
+
+	trash trash // removed writable layers being deleted
 }
 
 // New opens the store under root, creating its directories, removing what

@@ -63,11 +63,16 @@ func (s *Store) mountVolume(r *rootfs, i int, v imageVolume) (string, error) {
 // unmountAll unmounts a container's image volumes and its rootfs; what is
 // not mounted is skipped.
 func (s *Store) unmountAll(r *rootfs) error {
+	return errors.Join(s.unmountVolumes(r), unmount(filepath.Join(s.rootfsPath(r.ContainerID), "merged")))
+}
+
+// unmountVolumes unmounts a container's image volumes and removes its
+// id-mapped layer mounts, leaving its writable overlay.
+func (s *Store) unmountVolumes(r *rootfs) error {
 	var errs []error
 	for i := range r.Volumes {
 		errs = append(errs, unmount(s.volumePath(r.ContainerID, i)))
 	}
-	errs = append(errs, unmount(filepath.Join(s.rootfsPath(r.ContainerID), "merged")))
 	errs = append(errs, s.removeIDMapDirs(r.ContainerID))
 	return errors.Join(errs...)
 }

@@ -82,6 +82,7 @@ func TestImageVolumes(t *testing.T) {
 	if err := s2.RemoveRootfs(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
+	s2.WaitRemovals()
 	if _, err := os.Stat(s2.rootfsPath("c1")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("rootfs dir left: %v", err)
 	}

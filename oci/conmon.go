@@ -55,7 +55,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, err err
 	if err != nil {
 		return 0, err
 	}
-	h, _ := r.cfg.handler(o.Handler)
+	h, _ := r.handler(o.Handler)
 	bundle := r.BundleDir(o.ID)
 	defer func() {
 		if err != nil {
@@ -84,7 +84,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, err err
 	args := r.conmonArgs(o, runtimePath, h.RuntimeRoot)
 	pid, err = r.runConmon(ctx, bundle, args)
 	if err != nil {
-		return 0, fmt.Errorf("runtime handler %q (%s): %w", canonicalHandler(o.Handler), runtimePath, err)
+		return 0, fmt.Errorf("runtime handler %q (%s): %w", r.ResolveHandler(o.Handler), runtimePath, err)
 	}
 	return pid, nil
 }

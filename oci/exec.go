@@ -137,12 +137,13 @@ func (x *execution) writeProcess(p *specs.Process) error {
 	return nil
 }
 
-func (x *execution) args(id string) []string {
+// args are the runtime's exec arguments; extra go before the container ID.
+func (x *execution) args(id string, extra ...string) []string {
 	args := []string{"exec", "--process", x.processFile(), "--pid-file", x.pidFile}
 	if x.opts.TTY {
 		args = append(args, "--tty")
 	}
-	return append(args, id)
+	return append(append(args, extra...), id)
 }
 
 // cancelPidWait bounds how long a cancelled exec waits for the runtime to

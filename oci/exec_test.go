@@ -114,7 +114,12 @@ func TestExecCancelKillsProcess(t *testing.T) {
 }
 
 func TestExecTTY(t *testing.T) {
-	r := testRuntime(t)
+	for _, handler := range []string{HandlerRunc, HandlerCrun} {
+		t.Run(handler, func(t *testing.T) { testExecTTY(t, testRuntimeWith(t, handler)) })
+	}
+}
+
+func testExecTTY(t *testing.T, r *Runtime) {
 	id := startTest(t, r, nil)
 	resize := make(chan remotecommand.TerminalSize, 2)
 	resize <- remotecommand.TerminalSize{Width: 70, Height: 20}
@@ -124,7 +129,10 @@ func TestExecTTY(t *testing.T) {
 	}()
 	var out bytes.Buffer
 	code, err := r.Exec(context.Background(), "", id, ExecOptions{
-		Cmd:    []string{"sh", "-c", "busybox stty size; busybox sleep 1.5; busybox stty size; test -t 0"},
+		// crun 1.8 hands over the terminal as the process starts, so the
+		// first size may land a moment after it; runc starts it with it.
+		Cmd: []string{"sh", "-c", `for i in $(busybox seq 100); do [ "$(busybox stty size 2>/dev/null)" = "20 70" ] && break; busybox sleep 0.02; done; ` +
+			"busybox stty size; busybox sleep 1.5; busybox stty size; test -t 0"},
 		TTY:    true,
 		Stdout: &out,
 		Resize: resize,

@@ -43,13 +43,16 @@ type Runtime struct {
 	conmon    string
 	conmonErr error
 
+	// def is the handler behind RuntimeHandler "", chosen at start.
+	def defaultChoice
+
 	featMu sync.Mutex
 	feats  map[string]Features // handler → what it supports, probed once
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
 // have its derived fields filled (Config.FillDerived).
-func NewRuntime(cfg Config, stateDir string, cgroupDriver cgroups.Driver) (*Runtime, error) {
+func NewRuntime(ctx context.Context, cfg Config, stateDir string, cgroupDriver cgroups.Driver) (*Runtime, error) {
 	if !filepath.IsAbs(stateDir) {
 		return nil, fmt.Errorf("runtime state dir %q is not absolute", stateDir)
 	}
@@ -64,6 +67,8 @@ func NewRuntime(cfg Config, stateDir string, cgroupDriver cgroups.Driver) (*Runt
 		klog.ErrorS(r.conmonErr, "conmon not found: containers cannot be created", "conmonPath", cfg.ConmonPath)
 	}
 	r.warnHybridCgroups()
+	r.def = chooseDefaultHandler(ctx, cfg, cgroups.Root)
+	logDefaultHandler(cfg, r.def)
 	return r, nil
 }
 
@@ -120,7 +125,7 @@ func (r *Runtime) AttachPaths(id string) (attachSocket, ctlFifo string) {
 // Command returns the handler's runtime invoked with its --root and args.
 // An unknown handler yields a command whose Start/Run fails with the error.
 func (r *Runtime) Command(ctx context.Context, handler string, args ...string) *exec.Cmd {
-	h, err := r.cfg.handler(handler)
+	h, err := r.handler(handler)
 	if err != nil {
 		cmd := exec.CommandContext(ctx, "/nonexistent-runtime")
 		cmd.Err = err
@@ -135,7 +140,7 @@ func (r *Runtime) Command(ctx context.Context, handler string, args ...string) *
 
 // RuntimePath is the resolved binary of a handler.
 func (r *Runtime) RuntimePath(handler string) (string, error) {
-	h, err := r.cfg.handler(handler)
+	h, err := r.handler(handler)
 	if err != nil {
 		return "", err
 	}
@@ -291,9 +296,9 @@ func (r *Runtime) UpdateResources(ctx context.Context, handler, id string, res *
 }
 
 // Features tells what the handler's runtime supports on this host
-// (ProbeFeatures), asking it once per handler.
+// (ProbeFeatures), asking it once per handler; "" is the default handler.
 func (r *Runtime) Features(ctx context.Context, handler string) Features {
-	handler = canonicalHandler(handler)
+	handler = r.ResolveHandler(handler)
 	r.featMu.Lock()
 	defer r.featMu.Unlock()
 	if f, ok := r.feats[handler]; ok {

@@ -21,7 +21,9 @@ func TestConfigValidate(t *testing.T) {
 		want   string // "" = valid
 	}{
 		{"defaults", func(*Config) {}, ""},
-		{"no runc", func(c *Config) { delete(c.Handlers, "runc") }, "default handler"},
+		{"no runc", func(c *Config) { delete(c.Handlers, "runc") }, "default_handler is empty"},
+		{"no runc, crun default", func(c *Config) { delete(c.Handlers, "runc"); c.DefaultHandler = "crun" }, ""},
+		{"unknown default", func(c *Config) { c.DefaultHandler = "kata" }, "default_handler"},
 		{"empty name", func(c *Config) { c.Handlers[""] = Handler{} }, "reserved"},
 		{"relative root", func(c *Config) { c.Handlers["runc"] = Handler{RuntimeRoot: "run/x"} }, "handlers.runc.runtime_root"},
 		{"no conmon", func(c *Config) { c.ConmonPath = "" }, "conmon_path"},

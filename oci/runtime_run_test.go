@@ -16,9 +16,15 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// testRuntime returns a Runtime over a temp state dir, skipping where
-// conmon and runc cannot run containers.
+// testRuntime returns a Runtime over a temp state dir whose default
+// handler is runc, skipping where conmon and runc cannot run containers.
 func testRuntime(t *testing.T) *Runtime {
+	t.Helper()
+	return testRuntimeWith(t, HandlerRunc)
+}
+
+// testRuntimeWith is testRuntime with handler as the default handler.
+func testRuntimeWith(t *testing.T, handler string) *Runtime {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -26,15 +32,21 @@ func testRuntime(t *testing.T) *Runtime {
 	if testing.Short() {
 		t.Skip("runs containers")
 	}
-	for _, bin := range []string{"conmon", "runc"} {
+	for _, bin := range []string{"conmon", handler} {
 		if _, err := exec.LookPath(bin); err != nil {
 			t.Skipf("%s not installed", bin)
 		}
 	}
 	state := t.TempDir()
 	cfg := DefaultConfig()
+	cfg.DefaultHandler = handler
 	cfg.FillDerived(state)
-	r, err := NewRuntime(cfg, state, cgroups.Cgroupfs)
+	if handler == HandlerCrun {
+		if err := crunUsable(context.Background(), cfg, cgroups.Root); err != nil {
+			t.Skip(err)
+		}
+	}
+	r, err := NewRuntime(context.Background(), cfg, state, cgroups.Cgroupfs)
 	if err != nil {
 		t.Fatal(err)
 	}

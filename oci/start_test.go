@@ -79,22 +79,28 @@ func TestReleaseExecFifoMissing(t *testing.T) {
 	}
 }
 
-// TestRuntimeStartRunc checks the fifo path against runc itself: runc must
-// see the container as running afterwards, and a second start must fail.
-func TestRuntimeStartRunc(t *testing.T) {
-	r := testRuntime(t)
+// TestRuntimeStart checks the fifo paths against runc and crun
+// themselves: the runtime must see the container as running afterwards,
+// and a second start must fail.
+func TestRuntimeStart(t *testing.T) {
+	for _, handler := range []string{HandlerRunc, HandlerCrun} {
+		t.Run(handler, func(t *testing.T) { testRuntimeStart(t, testRuntimeWith(t, handler)) })
+	}
+}
+
+func testRuntimeStart(t *testing.T, r *Runtime) {
 	ctx := context.Background()
 	id, logPath, _ := createTest(t, r, `echo started; sleep 30`, nil)
-	h, _ := r.cfg.handler("")
+	h, _ := r.handler("")
 	fifo := filepath.Join(h.RuntimeRoot, id, execFifo)
 	if _, err := os.Stat(fifo); err != nil {
-		t.Fatalf("runc left no exec fifo after create: %v", err)
+		t.Fatalf("no exec fifo after create: %v", err)
 	}
 	if err := r.Start(ctx, "", id); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
 	if st, err := r.Status(ctx, "", id); err != nil || st != "running" {
-		t.Fatalf("runc state after Start = %q, %v; want running", st, err)
+		t.Fatalf("runtime state after Start = %q, %v; want running", st, err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -115,20 +121,30 @@ func TestRuntimeStartRunc(t *testing.T) {
 // TestRuntimeStartDeadInit: an init process killed between create and
 // start makes Start fail at once instead of hanging.
 func TestRuntimeStartDeadInit(t *testing.T) {
-	r := testRuntime(t)
-	id, _, _ := createTest(t, r, `sleep 30`, nil)
-	pid, err := readPid(filepath.Join(r.BundleDir(id), "pidfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Kill(pid, unix.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := r.Start(ctx, "", id); err == nil {
-		t.Fatal("Start of a container whose init was killed succeeded")
-	} else if ctx.Err() != nil {
-		t.Fatalf("Start hung until the deadline: %v", err)
+	for _, handler := range []string{HandlerRunc, HandlerCrun} {
+		t.Run(handler, func(t *testing.T) {
+			r := testRuntimeWith(t, handler)
+			id, _, _ := createTest(t, r, `sleep 30`, nil)
+			pid, err := readPid(filepath.Join(r.BundleDir(id), "pidfile"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			// Dead, not dying: a process on its way out still holds the fifo.
+			for deadline := time.Now().Add(5 * time.Second); alive(pid); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("init %d still alive 5s after SIGKILL", pid)
+				}
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := r.Start(ctx, "", id); err == nil {
+				t.Fatal("Start of a container whose init was killed succeeded")
+			} else if ctx.Err() != nil {
+				t.Fatalf("Start hung until the deadline: %v", err)
+			}
+		})
 	}
 }

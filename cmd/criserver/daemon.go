@@ -39,7 +39,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load image store: %w", err)
 	}
-	rt, err := oci.NewRuntime(cfg.Runtime, cfg.State, driver)
+	rt, err := oci.NewRuntime(ctx, cfg.Runtime, cfg.State, driver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up container runtime: %w", err)
 	}
@@ -79,5 +79,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	return svc, func() {
 		stopStream()
 		stopWatch()
+		// Leave no removed layer for the next start to delete.
+		images.WaitRemovals()
 	}, nil
 }

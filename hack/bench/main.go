@@ -31,28 +31,32 @@ import (
 var termSignal = syscall.SIGTERM
 
 type options struct {
-	results          string
-	cache            string
-	criserverBin     string
-	criserverFlags   stringList
-	pauseSrc         string
-	runtimes         stringList
-	criserverSock    string
-	containerdSock   string
-	skip             stringList
-	iterations       int
-	execsPerCycle    int
-	parallel         int
-	parallelRounds   int
-	pullRounds       int
-	scalePods        int
-	containersPerPod int
-	listIterations   int
-	callTimeout      time.Duration
-	keepState        bool
-	cleanupOnly      bool
-	registryPort     int
-	profile          stringList
+	results           string
+	cache             string
+	criserverBin      string
+	criserverFlags    stringList
+	criserverHandler  string
+	pauseSrc          string
+	runtimes          stringList
+	criserverSock     string
+	containerdSock    string
+	skip              stringList
+	iterations        int
+	execsPerCycle     int
+	parallel          int
+	parallelRounds    int
+	pullRounds        int
+	scalePods         int
+	containersPerPod  int
+	densityPods       int
+	densityContainers int
+	densityBatch      int
+	listIterations    int
+	callTimeout       time.Duration
+	keepState         bool
+	cleanupOnly       bool
+	registryPort      int
+	profile           stringList
 }
 
 type stringList []string
@@ -75,11 +79,12 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cache, "cache", "", "cache of built images and the debootstrap rootfs (default <results>/cache)")
 	fs.StringVar(&o.criserverBin, "criserver-bin", "bin/criserver", "criserver binary to start")
 	fs.Var(&o.criserverFlags, "criserver-flag", "extra criserver flag; repeatable")
+	fs.StringVar(&o.criserverHandler, "criserver-handler", "", "criserver's default runtime handler (runc or crun; empty: the daemon's choice, crun where it runs)")
 	fs.StringVar(&o.pauseSrc, "pause-src", "hack/images/pause.c", "source of containerd's pause process")
 	fs.Var(&o.runtimes, "runtimes", "runtimes to drive (default criserver,containerd)")
 	fs.StringVar(&o.criserverSock, "criserver-endpoint", "", "socket of a running criserver to drive instead of starting one")
 	fs.StringVar(&o.containerdSock, "containerd-endpoint", "", "socket of a running containerd to drive instead of starting one")
-	fs.Var(&o.skip, "skip", "phases to skip: cycle,parallel,pull,scale")
+	fs.Var(&o.skip, "skip", "phases to skip: cycle,parallel,pull,scale,density")
 	fs.IntVar(&o.iterations, "iterations", 30, "pod life cycles per runtime")
 	fs.IntVar(&o.execsPerCycle, "execs", 5, "ExecSync calls per cycle")
 	fs.IntVar(&o.parallel, "parallel", 20, "pods started at once in the parallel phase")
@@ -87,6 +92,9 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.pullRounds, "pull-rounds", 3, "cold+warm pull rounds")
 	fs.IntVar(&o.scalePods, "scale-pods", 100, "pods in the scale phase")
 	fs.IntVar(&o.containersPerPod, "containers-per-pod", 5, "containers per pod at the scale phase's second level")
+	fs.IntVar(&o.densityPods, "density-pods", 110, "pods in the density phase (the kubelet's default maximum per node)")
+	fs.IntVar(&o.densityContainers, "density-containers", 2, "containers per pod in the density phase")
+	fs.IntVar(&o.densityBatch, "density-batch", 10, "pods started at once in the density phase")
 	fs.IntVar(&o.listIterations, "list-iterations", 100, "calls of each List/Status RPC per level")
 	fs.DurationVar(&o.callTimeout, "call-timeout", 2*time.Minute, "timeout of each CRI call")
 	fs.BoolVar(&o.keepState, "keep-state", false, "keep the daemons' root and state dirs")
@@ -169,6 +177,7 @@ func run(ctx context.Context, opts options) error {
 			"parallel": opts.parallel, "parallel_rounds": opts.parallelRounds,
 			"pull_rounds": opts.pullRounds, "scale_pods": opts.scalePods,
 			"containers_per_pod": opts.containersPerPod, "list_iterations": opts.listIterations,
+			"density_pods": opts.densityPods, "density_containers": opts.densityContainers, "density_batch": opts.densityBatch,
 		},
 	}
 	res := &results{}
@@ -225,6 +234,7 @@ func run(ctx context.Context, opts options) error {
 		{"parallel", w.parallel},
 		{"pull", w.pulls},
 		{"scale", w.scale},
+		{"density", w.density},
 	}
 	for _, p := range phases {
 		if opts.skipped(p.name) || ctx.Err() != nil {
@@ -286,7 +296,8 @@ func setUp(ctx context.Context, opts options, name string, reg *registry, images
 		if err != nil {
 			return nil, err
 		}
-		return startCriserver(ctx, dir, bin, opts.callTimeout, opts.criserverFlags)
+		// -v=4 logs the time of each program the daemon runs: the floor.
+		return startCriserver(ctx, dir, bin, opts.criserverHandler, opts.callTimeout, append([]string{"-v=4"}, opts.criserverFlags...))
 	}
 }
 

@@ -56,7 +56,7 @@ func writeTable(w io.Writer, rep *report) {
 		if f.Ratio != nil {
 			ratio = fmt.Sprintf("%.2f", *f.Ratio)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cm, cp, dm, dp, ratio, targetCell(f))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", f.Name, f.Unit, cm, cp, dm, dp, ratio, targetCell(f, rep.Figures))
 	}
 	var notes []string
 	for _, f := range rep.Figures {

@@ -88,6 +88,18 @@ func (r *results) add(name, unit, rt string, v float64) {
 	s.Samples = append(s.Samples, v)
 }
 
+// values returns a copy of rt's samples of a figure so far.
+func (r *results) values(name, rt string) []float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.figures {
+		if s := f.Runtimes[rt]; f.Name == name && s != nil {
+			return append([]float64(nil), s.Samples...)
+		}
+	}
+	return nil
+}
+
 // fail records a failed attempt. Unimplemented makes the figure n/a for
 // that runtime rather than an error: the feature is not there yet.
 func (r *results) fail(name, unit, rt string, err error) {

@@ -63,16 +63,19 @@ func TestResultsRatioAndNA(t *testing.T) {
 
 func TestTargetCell(t *testing.T) {
 	r := &results{}
-	r.add(figWholePod, unitMs, rtCriserver, 40)
+	r.add(figWholePod, unitMs, rtCriserver, 30)
 	r.add(figWholePod, unitMs, rtContainerd, 100)
 	r.add(figCreateStart, unitMs, rtCriserver, 90)
 	r.add(figCreateStart, unitMs, rtContainerd, 100)
 	r.add("ListContainers @ 500 containers", unitMs, rtCriserver, 7)
+	r.add(figListFloor+" @ 500 containers", unitMs, rtCriserver, 6)
+	r.add(figWholeOverFloor, unitTimes, rtCriserver, 1.4)
 	r.add(figExec, unitMs, rtCriserver, 1)
 	figs := r.finish()
-	want := []string{"ratio ≤ 0.5: met", "ratio ≤ 0.7: missed", "criserver p99 < 5 ms: missed", ""}
+	want := []string{"ratio ≤ 0.35: met", "ratio ≤ 0.35: missed", "criserver p99 ≤ 1.2 × its floor's: met", "",
+		"criserver ≤ 1.3: missed", "ratio ≤ 0.4 (no figure)"}
 	for i, f := range figs {
-		if got := targetCell(f); got != want[i] {
+		if got := targetCell(f, figs); got != want[i] {
 			t.Errorf("targetCell(%s) = %q, want %q", f.Name, got, want[i])
 		}
 	}

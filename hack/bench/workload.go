@@ -34,6 +34,8 @@ type workload struct {
 	logRoot string
 	runID   string
 	seq     atomic.Int64
+	// cyclePods are the recorded cycles' pods by runtime, for the floor.
+	cyclePods map[string][]cyclePod
 }
 
 // ordered returns the daemons, first-to-run alternating with i so that
@@ -184,6 +186,9 @@ func (w *workload) cycle(ctx context.Context, d *daemon, record bool) {
 	} else {
 		add(figCreateStart, tCtr)
 		add(figWholePod, tWhole)
+		if record {
+			w.cyclePods[d.name] = append(w.cyclePods[d.name], cyclePod{pod: podID, ctr: ctrID})
+		}
 		w.execs(ctx, d, ctrID, add, fail)
 		tStop, err := timed2(
 			func() error { return d.rt.StopContainer(ctx, ctrID, 10) },
@@ -245,6 +250,7 @@ func (w *workload) execs(ctx context.Context, d *daemon, ctrID string, add func(
 // cycles warms each daemon up with one unrecorded cycle, then runs the
 // recorded ones, alternating the daemons.
 func (w *workload) cycles(ctx context.Context) {
+	w.cyclePods = map[string][]cyclePod{}
 	for _, name := range []string{figRunPod, "part: CreateContainer", "part: StartContainer", figCreateStart, figWholePod, figExec,
 		"part: StopContainer", "part: RemoveContainer", figStopRemoveCtr, "part: StopPodSandbox", "part: RemovePodSandbox", figStopRemovePod} {
 		w.res.declare(name, unitMs)
@@ -260,5 +266,8 @@ func (w *workload) cycles(ctx context.Context) {
 			w.cycle(ctx, d, true)
 		}
 		klog.V(1).InfoS("Cycle done", "iteration", i+1, "of", w.opts.iterations)
+	}
+	for _, d := range w.daemons {
+		w.floor(d, w.cyclePods[d.name])
 	}
 }

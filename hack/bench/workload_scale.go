@@ -152,7 +152,8 @@ func daemonRSS(d *daemon) (float64, error) {
 	return float64(m.rssKiB) / 1024, nil
 }
 
-// measureHelpers records the memory of the per-pod helper processes.
+// measureHelpers records the memory of the per-pod helper processes of the
+// daemons in states.
 func (w *workload) measureHelpers(ctx context.Context, states map[string]*scaleState, label string, pods int) {
 	figPSS := "helper processes per pod, PSS, " + label
 	figRSS := "helper processes per pod, RSS, " + label
@@ -163,7 +164,11 @@ func (w *workload) measureHelpers(ctx context.Context, states map[string]*scaleS
 		w.res.declare(f.name, f.unit)
 	}
 	for _, d := range w.daemons {
-		if why := brokenReason(states[d.name]); why != "" {
+		st, ok := states[d.name]
+		if !ok {
+			continue // not measured this time
+		}
+		if why := brokenReason(st); why != "" {
 			for _, f := range figs {
 				w.res.na(f.name, f.unit, d.name, why)
 			}

@@ -25,6 +25,7 @@ type ctrInfo struct {
 	ConmonPid   int    `json:"conmonPid"`
 	Bundle      string `json:"bundle"`
 	CgroupsPath string `json:"cgroupsPath"`
+	Handler     string `json:"runtimeHandler"`
 }
 
 // ctrEnv is a daemon with busybox pulled and one running pod.
@@ -173,6 +174,7 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 	if status.Code(err) != codes.NotFound {
 		t.Errorf("ContainerStatus after remove: %v, want NotFound", err)
 	}
+	e.d.WaitRemovals(t)
 	mounts, err := framework.MountsUnder(e.d.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -207,6 +209,17 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 	if info.ConmonPid == 0 || info.Pid == 0 {
 		t.Errorf("no conmon or container pid after create: %+v", info)
+	}
+	// A default pod's container names the handler that runs it.
+	rs, err := e.d.Runtime.Status(ctx, &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := rs.Info["defaultRuntimeHandler"]; info.Handler != want || want == "" {
+		t.Errorf("container's runtime handler %q, want the default %q", info.Handler, want)
+	}
+	if pinned := os.Getenv(framework.DefaultHandlerEnv); pinned != "" && info.Handler != pinned {
+		t.Errorf("container's runtime handler %q, want %q from %s", info.Handler, pinned, framework.DefaultHandlerEnv)
 	}
 	e.start(t, id)
 	if _, err := e.d.Runtime.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); status.Code(err) != codes.FailedPrecondition {
@@ -838,6 +851,7 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 	if _, err := os.Stat(info.Bundle); !os.IsNotExist(err) {
 		t.Errorf("orphan bundle %s still there: %v", info.Bundle, err)
 	}
+	e.d.WaitRemovals(t)
 	if mounts, _ := framework.MountsUnder(e.d.Dir); len(mounts) > 0 {
 		for _, m := range mounts {
 			if strings.Contains(m, id) {

@@ -70,6 +70,7 @@ func crashObjectIDs(d *framework.Daemon) []string {
 // other than the short-link dir.
 func crashLayerDirs(t *testing.T, d *framework.Daemon) []string {
 	t.Helper()
+	d.WaitRemovals(t)
 	entries, err := os.ReadDir(filepath.Join(d.Root, "overlay2"))
 	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
@@ -88,6 +89,7 @@ func crashLayerDirs(t *testing.T, d *framework.Daemon) []string {
 // cgroup, no conmon, no CNI address or cached result.
 func assertNoLeaks(t *testing.T, d *framework.Daemon, ids ...string) {
 	t.Helper()
+	d.WaitRemovals(t)
 	mentions := func(s string) bool {
 		for _, id := range ids {
 			if strings.Contains(s, id) {
@@ -241,6 +243,7 @@ func TestCrash(t *testing.T) {
 		{"container.stop.after-signal", stubbornCtr, stopCall},
 		{"container.stop.after-runtime", stubbornCtr, stopCall},
 		{"container.remove.after-runtime-delete", runningCtr, removeCall},
+		{"container.remove.after-rootfs-trash", runningCtr, removeCall},
 		{"container.remove.before-record", runningCtr, removeCall},
 		{"sandbox.stop.after-cni", readyPod, removePodCall},
 		{"sandbox.remove.before-record", readyPod, removePodCall},

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
@@ -259,6 +260,38 @@ func TestStatusReportsHandlersAndFeatures(t *testing.T) {
 	}
 	if !st.GetFeatures().GetSupplementalGroupsPolicy() {
 		t.Errorf("Status features %v: supplemental groups policy not advertised", st.Features)
+	}
+}
+
+// TestDefaultHandlerChoice: RuntimeHandler "" runs crun where crun can run
+// here, else runc with a warning at start; verbose Status says which, and
+// a container of a default pod reports the handler that runs it.
+func TestDefaultHandlerChoice(t *testing.T) {
+	want := "runc"
+	if _, err := exec.LookPath("crun"); err == nil && len(cgroups.HybridUnifiedControllers(cgroups.Root)) == 0 {
+		want = "crun"
+	}
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"host", "[runtime]\ndefault_handler = \"\"\n", want},
+		{"crun missing", "[runtime]\ndefault_handler = \"\"\n[runtime.handlers.crun]\nruntime_path = \"/nonexistent/crun\"\n", "runc"},
+		{"pinned", "[runtime]\ndefault_handler = \"runc\"\n", "runc"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := framework.StartDaemon(t, framework.WithConfig(tc.config))
+			st, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{Verbose: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := st.Info["defaultRuntimeHandler"]; got != tc.want {
+				t.Errorf("verbose Status defaultRuntimeHandler = %q (%s), want %q", got, st.Info["defaultRuntimeHandlerReason"], tc.want)
+			}
+			warned := strings.Contains(d.Output(), "Default runtime handler falls back to runc")
+			if fallback := tc.want == "runc" && tc.name != "pinned"; warned != fallback {
+				t.Errorf("fallback warning logged: %v, want %v; log:\n%s", warned, fallback, d.Output())
+			}
+		})
 	}
 }
 

@@ -73,6 +73,7 @@ func imageFsUsed(t *testing.T, d *framework.Daemon) uint64 {
 // layerStoreEntries lists overlay2 apart from the short-link dir.
 func layerStoreEntries(t *testing.T, d *framework.Daemon) []string {
 	t.Helper()
+	d.WaitRemovals(t)
 	entries, err := os.ReadDir(filepath.Join(d.Root, "overlay2"))
 	if err != nil {
 		t.Fatal(err)

@@ -47,12 +47,13 @@ func startLeakDaemon(t *testing.T, opts ...framework.Option) *leakEnv {
 }
 
 // snapshot is what the daemon holds on the host, counted. The counts of
-// shared host resources (conmon processes, cgroups, veths, iptables lines)
+// shared host resources (conmon processes, cgroups, veths, iptables and
+// nftables lines)
 // are restricted to what this daemon made, so that other daemons on the
 // machine cannot disturb them.
 type snapshot struct {
 	FDs, Goroutines, Mounts, NSPins, Conmons, Cgroups int
-	Records, Layers, IPTables, Veths, IPs, Files      int
+	Records, Layers, PacketFilter, Veths, IPs, Files  int
 	RSSKiB                                            int
 }
 
@@ -61,7 +62,7 @@ func (s snapshot) counts() map[string]int {
 	return map[string]int{
 		"fds": s.FDs, "goroutines": s.Goroutines, "mounts": s.Mounts, "namespace pins": s.NSPins,
 		"conmon processes": s.Conmons, "pod/container cgroups": s.Cgroups, "records": s.Records,
-		"overlay2 dirs": s.Layers, "iptables lines": s.IPTables, "host veths": s.Veths,
+		"overlay2 dirs": s.Layers, "iptables/nftables lines": s.PacketFilter, "host veths": s.Veths,
 		"IPAM allocations": s.IPs, "files under root and state": s.Files,
 	}
 }
@@ -69,6 +70,7 @@ func (s snapshot) counts() map[string]int {
 func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
 	t.Helper()
 	d := e.d
+	d.WaitRemovals(t)
 	var s snapshot
 	pid := strconv.Itoa(d.Pid())
 	fds, err := os.ReadDir("/proc/" + pid + "/fd")
@@ -95,7 +97,7 @@ func (e *leakEnv) snapshot(t *testing.T, ids *idSet) snapshot {
 	s.Records = countEntries(filepath.Join(d.Root, "pods")) + countEntries(filepath.Join(d.Root, "containers")) +
 		countEntries(filepath.Join(d.State, "pods")) + countEntries(filepath.Join(d.State, "containers"))
 	s.Layers = countEntries(filepath.Join(d.Root, "overlay2"))
-	s.IPTables = ids.iptablesLines(t)
+	s.PacketFilter = ids.packetFilterLines(t)
 	s.Veths = ids.liveVeths(t)
 	s.IPs = ids.ipamAllocations()
 	s.Files = countTree(d.Root) + countTree(d.State)
@@ -229,14 +231,14 @@ func (s *idSet) ipamAllocations() int {
 	return n
 }
 
-func (s *idSet) iptablesLines(t *testing.T) int {
+func (s *idSet) packetFilterLines(t *testing.T) int {
 	t.Helper()
-	out, err := exec.Command("iptables-save").Output()
+	out, err := framework.PacketFilterRules()
 	if err != nil {
-		t.Fatalf("iptables-save: %v", err)
+		t.Fatal(err)
 	}
 	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if s.mentions(line) {
 			n++
 		}

@@ -239,8 +239,10 @@ func assertPodGone(t *testing.T, d *framework.Daemon, id string, info podInfo) {
 		}
 	}
 	// portmap and ipMasq rules carry the pod ID in their comments.
-	if out, err := exec.Command("iptables-save").Output(); err == nil && strings.Contains(string(out), id) {
-		t.Errorf("iptables rules of the pod remain")
+	if out, err := framework.PacketFilterRules(); err != nil {
+		t.Error(err)
+	} else if strings.Contains(out, id) {
+		t.Errorf("iptables or nftables rules of the pod remain")
 	}
 }
 
@@ -276,8 +278,8 @@ func TestPodHostPort(t *testing.T) {
 	cfg.PortMappings = []*runtime.PortMapping{{Protocol: runtime.Protocol_TCP, ContainerPort: 8080, HostPort: int32(hostPort)}}
 	id := runPod(t, d, cfg)
 	_, info := podStatus(t, d, id)
-	if out, err := exec.Command("iptables-save").Output(); err != nil || !strings.Contains(string(out), id) {
-		t.Errorf("no iptables rule names the pod while it runs (%v); the leak check below would prove nothing", err)
+	if out, err := framework.PacketFilterRules(); err != nil || !strings.Contains(out, id) {
+		t.Errorf("no iptables or nftables rule names the pod while it runs (%v); the leak check below would prove nothing", err)
 	}
 	serveHTTP(t, info, 8080, "via-hostport")
 	if got := httpGet(t, "http://127.0.0.1:"+strconv.Itoa(hostPort)+"/"); got != "via-hostport" {

@@ -197,7 +197,7 @@ func streamExec(t *testing.T, d *framework.Daemon, ctr, protocol string) {
 func checkCountsSeeAPod(t *testing.T, before, during snapshot) {
 	t.Helper()
 	b, d := before.counts(), during.counts()
-	for _, k := range []string{"mounts", "namespace pins", "conmon processes", "pod/container cgroups", "records", "overlay2 dirs", "iptables lines", "host veths", "IPAM allocations", "files under root and state"} {
+	for _, k := range []string{"mounts", "namespace pins", "conmon processes", "pod/container cgroups", "records", "overlay2 dirs", "iptables/nftables lines", "host veths", "IPAM allocations", "files under root and state"} {
 		if d[k] <= b[k] {
 			t.Errorf("%s: %d with a pod running, %d without; the leak check of it proves nothing", k, d[k], b[k])
 		}

@@ -112,9 +112,12 @@ func TestStreamExec(t *testing.T) {
 			}
 		})
 		t.Run(name+"/tty-resize", func(t *testing.T) {
-			// The shell waits for the resize, and the resize is sent once the
-			// first size was printed, so no timing decides the outcome.
-			script := `stty size; while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size`
+			// The shell waits for the client's size, then for the resize,
+			// which is sent once the first size was printed, so no timing
+			// decides the outcome. (crun 1.8 hands over the terminal as the
+			// process starts, so the first size may land a moment later;
+			// with runc the process starts with it.)
+			script := `for i in $(seq 100); do [ "$(stty size 2>/dev/null)" = "24 80" ] && break; sleep 0.02; done; stty size; while [ "$(stty size)" = "24 80" ]; do sleep 0.05; done; stty size`
 			u := e.execURL(t, &runtime.ExecRequest{ContainerId: id, Cmd: []string{"sh", "-c", script}, Stdout: true, Stdin: true, Tty: true})
 			q := &sizeQueue{sizes: make(chan remotecommand.TerminalSize, 2)}
 			q.sizes <- remotecommand.TerminalSize{Width: 80, Height: 24}

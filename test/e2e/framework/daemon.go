@@ -110,10 +110,23 @@ func newDaemon(t testing.TB) (*Daemon, error) {
 			return nil, err
 		}
 	}
-	if err := os.WriteFile(d.ConfigPath, nil, 0o644); err != nil {
+	if err := os.WriteFile(d.ConfigPath, defaultHandlerConfig(), 0o644); err != nil {
 		return nil, err
 	}
 	return d, nil
+}
+
+// DefaultHandlerEnv pins the handler behind RuntimeHandler "" (runc or
+// crun) in every daemon the suite starts, so that the runtime tests can run
+// under each; unset, the daemon chooses as it does on this host.
+const DefaultHandlerEnv = "CRISERVER_E2E_DEFAULT_HANDLER"
+
+func defaultHandlerConfig() []byte {
+	h := os.Getenv(DefaultHandlerEnv)
+	if h == "" {
+		return nil
+	}
+	return fmt.Appendf(nil, "[runtime]\ndefault_handler = %q\n", h)
 }
 
 // Start runs the daemon on d's directories and waits until it serves.

@@ -1,10 +1,14 @@
 package framework
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 )
@@ -37,4 +41,44 @@ func ProcessesNamed(name string) []int {
 		}
 	}
 	return pids
+}
+
+// WaitRemovals waits until the daemon has deleted the writable layers it
+// removed: RemoveContainer moves a layer to the trash (overlay2/tmp-del-*)
+// and unmounts and deletes it after the call returns. Leak checks call it
+// first, so that they count what stays rather than what is on its way out.
+// Trash still there after 30 s fails the test.
+func (d *Daemon) WaitRemovals(t testing.TB) {
+	t.Helper()
+	pattern := filepath.Join(d.Root, "overlay2", "tmp-del-*")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		left, _ := filepath.Glob(pattern)
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("removed writable layers still in the trash after 30s: %v", left)
+		}
+	}
+}
+
+// PacketFilterRules is the host's iptables and nftables rulesets as text.
+// CNI plugins masquerade and map host ports with either (bridge's
+// ipMasqBackend, portmap's backend), and the firewall plugin uses
+// iptables; pod IDs appear in the rules' comments. Plugins reach nftables
+// through the nft program, so without it there is no nftables rule of
+// theirs to find.
+func PacketFilterRules() (string, error) {
+	ipt, err := exec.Command("iptables-save").Output()
+	if err != nil {
+		return "", fmt.Errorf("iptables-save: %w", err)
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		return string(ipt), nil
+	}
+	nft, err := exec.Command("nft", "list", "ruleset").Output()
+	if err != nil {
+		return "", fmt.Errorf("nft list ruleset: %w", err)
+	}
+	return string(ipt) + string(nft), nil
 }

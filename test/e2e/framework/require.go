@@ -13,7 +13,7 @@ import (
 const requiredEnv = "CRISERVER_E2E_REQUIRED"
 
 // Binaries the e2e suite drives, by path or by name on PATH.
-var prerequisites = []string{"runc", "conmon", "docker-registry", "/bin/busybox", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/usr/lib/cni/portmap"}
+var prerequisites = []string{"runc", "conmon", "docker-registry", "/bin/busybox", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback", "/usr/lib/cni/portmap", "iptables-save"}
 
 // Require skips t when the machine cannot run e2e tests (not root, a tool
 // missing), or fails it when CRISERVER_E2E_REQUIRED=1.
