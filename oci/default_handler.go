@@ -7,8 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/criserver/criserver/cgroups"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/cgroups"
 )
 
 // defaultChoice is the handler that runs pods whose RuntimeHandler is "",
