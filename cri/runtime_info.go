@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"strings"
 
@@ -9,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/oci"
 )
 
 // Version implements runtime.RuntimeServiceServer.
@@ -41,6 +44,16 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		resp.Info = map[string]string{"cgroupDriver": string(s.opts.CgroupDriver)}
 		if cidr := s.podCIDR.Load(); cidr != nil {
 			resp.Info["podCIDR"] = *cidr
+		}
+		if s.opts.Runtime != nil {
+			// What each handler's runtime reported, idmap mounts included.
+			feats := map[string]oci.Features{}
+			for _, n := range s.opts.Runtime.Config().HandlerNames() {
+				feats[n] = s.opts.Runtime.Features(ctx, n)
+			}
+			if b, err := json.Marshal(feats); err == nil {
+				resp.Info["runtimeHandlerFeatures"] = string(b)
+			}
 		}
 	}
 	return resp, nil
