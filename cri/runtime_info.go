@@ -46,9 +46,10 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 			resp.Info["podCIDR"] = *cidr
 		}
 		if s.opts.Runtime != nil {
-			// What each handler's runtime reported, idmap mounts included.
+			// What each handler's runtime reported, idmap mounts included
+			// ("" is the default handler, as in runtime_handlers).
 			feats := map[string]oci.Features{}
-			for _, n := range s.opts.Runtime.Config().HandlerNames() {
+			for _, n := range append([]string{""}, s.opts.Runtime.Config().HandlerNames()...) {
 				feats[n] = s.opts.Runtime.Features(ctx, n)
 			}
 			if b, err := json.Marshal(feats); err == nil {

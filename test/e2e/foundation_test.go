@@ -274,9 +274,6 @@ func TestStatusReportsHandlersAndFeatures(t *testing.T) {
 	}
 	for _, h := range v.RuntimeHandlers {
 		f, ok := feats[h.Name]
-		if h.Name == "" {
-			f, ok = feats["runc"]
-		}
 		if !ok || f.UserNamespaces != h.GetFeatures().GetUserNamespaces() || f.RecursiveReadOnly != h.GetFeatures().GetRecursiveReadOnlyMounts() ||
 			f.UserNamespaces && !f.IDMappedMounts {
 			t.Errorf("handler %q: runtime_handlers %v, verbose %+v", h.Name, h.GetFeatures(), f)
