@@ -271,6 +271,17 @@ func isMountpoint(p string) (bool, error) {
 	return st.Dev != pst.Dev, nil
 }
 
+// RootfsIDs lists the containers that have a writable layer.
+func (s *Store) RootfsIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.rootfs))
+	for id := range s.rootfs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // RemoveRootfs unmounts and deletes a container's writable layer, then the
 // layers nothing else uses. Removing what is absent succeeds.
 func (s *Store) RemoveRootfs(ctx context.Context, containerID string) error {
