@@ -51,6 +51,7 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 		}
 	}
 	s.removeOrphanBundles(ctx)
+	s.removeOrphanRootfs(ctx)
 	klog.InfoS("Containers loaded", "count", len(s.containers.list()))
 	go s.refreshStats(ctx)
 	return nil
@@ -76,6 +77,21 @@ func (s *Service) removeOrphanBundles(ctx context.Context) {
 				klog.ErrorS(err, "Remove orphan container", "containerID", id, "handler", h)
 			}
 		}
+		if err := s.opts.Images.RemoveRootfs(ctx, id); err != nil {
+			klog.ErrorS(err, "Remove orphan container rootfs", "containerID", id)
+		}
+	}
+}
+
+// removeOrphanRootfs deletes writable layers (and their image volume
+// mounts) that no record names: a crash in CreateContainer between the
+// rootfs and the record.
+func (s *Service) removeOrphanRootfs(ctx context.Context) {
+	for _, id := range s.opts.Images.RootfsIDs() {
+		if _, err := s.containers.get(id); err == nil {
+			continue
+		}
+		klog.InfoS("Removing a container rootfs without a record", "containerID", id)
 		if err := s.opts.Images.RemoveRootfs(ctx, id); err != nil {
 			klog.ErrorS(err, "Remove orphan container rootfs", "containerID", id)
 		}

@@ -2,13 +2,16 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
 
-	"github.com/criserver/criserver/cgroups"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/cgroups"
+	"github.com/criserver/criserver/oci"
 )
 
 // Version implements runtime.RuntimeServiceServer.
@@ -46,6 +49,17 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		}
 		if cidr := s.podCIDR.Load(); cidr != nil {
 			resp.Info["podCIDR"] = *cidr
+		}
+		if s.opts.Runtime != nil {
+			// What each handler's runtime reported, idmap mounts included
+			// ("" is the default handler, as in runtime_handlers).
+			feats := map[string]oci.Features{}
+			for _, n := range append([]string{""}, s.opts.Runtime.Config().HandlerNames()...) {
+				feats[n] = s.opts.Runtime.Features(ctx, n)
+			}
+			if b, err := json.Marshal(feats); err == nil {
+				resp.Info["runtimeHandlerFeatures"] = string(b)
+			}
 		}
 	}
 	return resp, nil

@@ -270,6 +270,17 @@ func isMountpoint(p string) (bool, error) {
 	return st.Dev != pst.Dev, nil
 }
 
+// RootfsIDs lists the containers that have a writable layer.
+func (s *Store) RootfsIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.rootfs))
+	for id := range s.rootfs {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // RemoveRootfs takes a container's writable layer, and the layers nothing
 // else uses, out of the store at once; they are unmounted and deleted in
 // the background (WaitRemovals). Removing what is absent succeeds.

@@ -21,14 +21,14 @@ import (
 type Features struct {
 	// RecursiveReadOnly: "rro" mounts (runtime lists "rro"; mount_setattr,
 	// Linux 5.12).
-	RecursiveReadOnly bool
+	RecursiveReadOnly bool `json:"recursiveReadOnly"`
 	// IDMappedMounts: mount uidMappings/gidMappings (runtime reports
 	// linux.mountExtensions.idmap.enabled; mount_setattr, Linux 5.12).
-	IDMappedMounts bool
+	IDMappedMounts bool `json:"idMappedMounts"`
 	// UserNamespaces: pods in a user namespace of their own. Needs the
 	// runtime to create user namespaces and id-mapped mounts, and overlayfs
 	// over id-mapped layers for the rootfs (Linux 5.19).
-	UserNamespaces bool
+	UserNamespaces bool `json:"userNamespaces"`
 }
 
 // ProbeFeatures runs `<runtimePath> features` and combines its answer with

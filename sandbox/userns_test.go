@@ -146,6 +146,9 @@ func TestUserNamespaceSharedPID(t *testing.T) {
 			t.Errorf("%s is owned by user namespace %d, want the pod's %d", p, owner, userIno)
 		}
 	}
+	if comm, _ := os.ReadFile("/proc/" + strconv.Itoa(sb.InfraPID) + "/comm"); strings.TrimSpace(string(comm)) != InfraArgv0 {
+		t.Errorf("infra process named %q, want %q", comm, InfraArgv0)
+	}
 	if got := inode(t, "/proc/"+strconv.Itoa(sb.InfraPID)+"/ns/user"); got != userIno {
 		t.Errorf("infra process in user namespace %d, want %d", got, userIno)
 	}

@@ -22,6 +22,10 @@ const Ready = "ready\n"
 // a container could send to end the pod's PID namespace; the daemon ends
 // it with SIGKILL. It never returns.
 func Run() int {
+	// Started from a file descriptor (in a pod with a user namespace) its
+	// command name would be the descriptor's number; ps and leak checks
+	// look for this one.
+	_ = os.WriteFile("/proc/self/comm", []byte(Argv0), 0)
 	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE)
 	children := make(chan os.Signal, 16)
 	signal.Notify(children, syscall.SIGCHLD)

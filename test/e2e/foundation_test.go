@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -262,6 +263,25 @@ func TestStatusReportsHandlersAndFeatures(t *testing.T) {
 	}
 	if !st.GetFeatures().GetSupplementalGroupsPolicy() {
 		t.Errorf("Status features %v: supplemental groups policy not advertised", st.Features)
+	}
+	// Verbose Status details what each handler's runtime reported; it
+	// agrees with runtime_handlers.
+	v, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var feats map[string]struct {
+		RecursiveReadOnly, IDMappedMounts, UserNamespaces bool
+	}
+	if err := json.Unmarshal([]byte(v.Info["runtimeHandlerFeatures"]), &feats); err != nil {
+		t.Fatalf("runtimeHandlerFeatures %q: %v", v.Info["runtimeHandlerFeatures"], err)
+	}
+	for _, h := range v.RuntimeHandlers {
+		f, ok := feats[h.Name]
+		if !ok || f.UserNamespaces != h.GetFeatures().GetUserNamespaces() || f.RecursiveReadOnly != h.GetFeatures().GetRecursiveReadOnlyMounts() ||
+			f.UserNamespaces && !f.IDMappedMounts {
+			t.Errorf("handler %q: runtime_handlers %v, verbose %+v", h.Name, h.GetFeatures(), f)
+		}
 	}
 }
 
