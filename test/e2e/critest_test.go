@@ -77,7 +77,7 @@ func TestCritest(t *testing.T) {
 	go func() { defer close(watched); watchIDs(ctx, e.d, ids) }()
 
 	report := filepath.Join(results, "critest.json")
-	args := []string{"--ginkgo.json-report=" + report}
+	args := []string{"--ginkgo.v", "--ginkgo.json-report=" + report}
 	for _, s := range activeSkips(t) {
 		args = append(args, "--ginkgo.skip="+s.spec)
 	}
@@ -219,11 +219,8 @@ func runCritest(t *testing.T, bin string, d *framework.Daemon, logPath string, a
 	endpoint := "unix://" + d.Socket
 	cmd := exec.CommandContext(ctx, bin, append([]string{
 		"--runtime-endpoint=" + endpoint, "--image-endpoint=" + endpoint,
-		"--ginkgo.no-color", "--ginkgo.v", "--ginkgo.timeout=50m",
+		"--ginkgo.no-color", "--ginkgo.timeout=50m",
 	}, args...)...)
-	// critest's specs write pod logs under the working directory's /tmp
-	// siblings; run it where it may write.
-	cmd.Dir = filepath.Dir(logPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	return cmd.Run()
 }
@@ -347,6 +344,16 @@ func removeAllImages(t *testing.T, d *framework.Daemon) {
 	}
 }
 
+// critestBenchmarkParams sizes critest's benchmarks, which skip themselves
+// without a count (CRITEST_BENCHMARK_PARAMS names another file).
+const critestBenchmarkParams = `containersNumber: 20
+containersNumberParallel: 1
+podsNumber: 20
+podsNumberParallel: 1
+imagesNumber: 10
+imagesNumberParallel: 1
+`
+
 // runCritestBenchmark runs critest's benchmark suite and logs the median
 // of each operation it measures.
 func runCritestBenchmark(t *testing.T, bin string, d *framework.Daemon, results string) {
@@ -355,8 +362,15 @@ func runCritestBenchmark(t *testing.T, bin string, d *framework.Daemon, results 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	params := os.Getenv("CRITEST_BENCHMARK_PARAMS")
+	if params == "" {
+		params = filepath.Join(results, "benchmark-params.yaml")
+		if err := os.WriteFile(params, []byte(critestBenchmarkParams), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logPath := filepath.Join(results, "critest-benchmark.log")
-	if err := runCritest(t, bin, d, logPath, "--benchmark", "--benchmarking-output-dir="+out); err != nil {
+	if err := runCritest(t, bin, d, logPath, "--benchmark", "--benchmarking-params-file="+params, "--benchmarking-output-dir="+out); err != nil {
 		t.Errorf("critest --benchmark: %v; see %s", err, logPath)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))
@@ -371,6 +385,32 @@ func runCritestBenchmark(t *testing.T, bin string, d *framework.Daemon, results 
 			t.Logf("benchmark %s: %s", strings.TrimSuffix(filepath.Base(f), "_benchmark_data.json"), l)
 		}
 	}
+	// Benchmarks without a data file report their measurements as tables.
+	for _, l := range measurementTables(logPath) {
+		t.Log(l)
+	}
+}
+
+// measurementTables returns the gmeasure tables (Min, Median, Mean...)
+// of a critest log.
+func measurementTables(logPath string) []string {
+	data, err := os.ReadFile(logPath)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	in := false
+	for _, l := range strings.Split(string(data), "\n") {
+		switch {
+		case strings.Contains(l, "Report Entries >>"):
+			in = true
+		case strings.Contains(l, "<< Report Entries"):
+			in = false
+		case in && strings.Contains(l, "|"):
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
 }
 
 // benchmarkMedians reads one LifecycleBenchmarksResultsSet of critest
