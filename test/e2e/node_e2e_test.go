@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func TestNodeE2E(t *testing.T) {
 	}
 	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf))
 
+	host := kubeletHostState(t)
 	work := t.TempDir()
 	if err := writeKubeletDropIn(work); err != nil {
 		t.Fatal(err)
@@ -74,7 +76,6 @@ func TestNodeE2E(t *testing.T) {
 		"--container-runtime-endpoint=" + endpoint, "--image-service-endpoint=" + endpoint,
 		"--container-runtime-process-name=criserver",
 		"--prepull-images=false",
-		"--k8s-bin-dir=" + bins,
 		"--report-dir=" + results,
 		"--ginkgo.no-color", "--ginkgo.v",
 		"--ginkgo.json-report=" + filepath.Join(results, "node-e2e.json"),
@@ -94,6 +95,7 @@ func TestNodeE2E(t *testing.T) {
 	defer logf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Minute)
 	defer cancel()
+	// The framework runs the kubelet from beside e2e_node.test.
 	cmd := exec.CommandContext(ctx, filepath.Join(bins, "e2e_node.test"), args...)
 	// The framework writes kubelet.conf.d, kubeconfig and the kubelet's
 	// config in its working directory; systemd-run off PATH makes it run
@@ -115,8 +117,69 @@ func TestNodeE2E(t *testing.T) {
 	if runErr != nil && len(failed) == 0 {
 		t.Errorf("e2e_node.test: %v; see %s", runErr, logf.Name())
 	}
+	host.restore(t)
 }
 
+// kubeletRoot is the framework's kubelet root directory.
+const kubeletRoot = "/var/lib/kubelet"
+
+// kubeletHost is what the host had of the kubelet's before the run.
+type kubeletHost struct{ rootExisted, rootMounted bool }
+
+func kubeletHostState(t *testing.T) kubeletHost {
+	t.Helper()
+	var h kubeletHost
+	if _, err := os.Stat(kubeletRoot); err == nil {
+		h.rootExisted = true
+	}
+	mounts, err := framework.MountsUnder(kubeletRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m != kubeletRoot {
+			t.Fatalf("%s has mounts before the run (%v): another kubelet is using it", kubeletRoot, mounts)
+		}
+		h.rootMounted = true
+	}
+	return h
+}
+
+// restore checks that the framework stopped its kubelet and that no pod
+// volume is left mounted (the daemon's cleanup checks the rest), then undoes
+// what the kubelet does to its root directory by design: a bind mount of
+// it on itself, and the directory. Runs hold the e2e lock: no other kubelet
+// runs meanwhile.
+func (h kubeletHost) restore(t *testing.T) {
+	t.Helper()
+	if pids := framework.ProcessesNamed("kubelet"); len(pids) > 0 {
+		t.Errorf("kubelet still running: pids %v", pids)
+		return
+	}
+	mounts, err := framework.MountsUnder(kubeletRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootMounted := false
+	for _, m := range mounts {
+		if m != kubeletRoot {
+			t.Errorf("mount left under %s: %s", kubeletRoot, m)
+			return
+		}
+		rootMounted = true
+	}
+	if rootMounted && !h.rootMounted {
+		if err := syscall.Unmount(kubeletRoot, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", kubeletRoot, err)
+			return
+		}
+	}
+	if !h.rootExisted {
+		if err := os.RemoveAll(kubeletRoot); err != nil {
+			t.Errorf("remove %s: %v", kubeletRoot, err)
+		}
+	}
+}
 // nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
 // builds e2e_node.test, the kubelet and agnhost into (once per version).
 func nodeE2EBinaries(t *testing.T) string {
