@@ -13,7 +13,7 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build install run test test-unit test-fuzz test-e2e lint bench soak deps clean
+.PHONY: build install run test test-unit test-fuzz test-e2e test-critest test-node-e2e lint bench soak deps clean
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
@@ -78,6 +78,38 @@ E2E_RUNTIME_TESTS := ^(TestContainer|TestStream|TestPodRemovalRemovesContainers|
 test-e2e: build
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
 	CRISERVER_E2E_DEFAULT_HANDLER=runc $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -run '$(E2E_RUNTIME_TESTS)' ./test/e2e/
+
+# cri-tools' critest validation suite (TestCritest in test/e2e, which
+# test-e2e runs too) against a daemon of its own. critest and crictl are
+# built once per cri-tools version (hack/critest, cached under
+# /var/cache/criserver); the images critest pulls are built from Debian
+# packages and served from a local registry under their upstream names.
+# BENCH=1 also runs critest's benchmarks and prints their medians;
+# CRITEST_ENABLE=14,15 runs the specs skipped until those issues land.
+CRITEST_RESULTS ?= /var/tmp/criserver-critest
+BENCH ?=
+
+test-critest: build
+	dir=$$(bash hack/critest/build.sh) && \
+	CRITEST_DIR=$$dir CRITEST_RESULTS=$(CRITEST_RESULTS) CRITEST_BENCHMARK=$(BENCH) \
+	CRISERVER_BINARY=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -p 1 -timeout 60m -run '^TestCritest$$' -v ./test/e2e/
+
+# Kubernetes' node e2e suite (TestNodeE2E in test/e2e) with a real kubelet
+# against a daemon of its own: [NodeConformance] specs that are not flaky,
+# slow, serial or disruptive, the CI subset unless FULL=1 (NODE_E2E_FOCUS
+# picks others). e2e_node.test, the kubelet and agnhost are built once per
+# Kubernetes version (hack/node-e2e, cached under /var/cache/criserver;
+# about 20 minutes cold on 2 cores).
+NODE_E2E_RESULTS ?= /var/tmp/criserver-node-e2e
+NODE_E2E_FOCUS ?=
+FULL ?=
+
+test-node-e2e: build
+	dir=$$(bash hack/node-e2e/build.sh) && \
+	CRISERVER_NODE_E2E=1 NODE_E2E_DIR=$$dir NODE_E2E_RESULTS=$(NODE_E2E_RESULTS) \
+	NODE_E2E_FOCUS='$(if $(FULL),all,$(NODE_E2E_FOCUS))' CRISERVER_BINARY=$(CURDIR)/$(BIN) \
+		$(GO) test -count=1 -p 1 -timeout 90m -run '^TestNodeE2E$$' -v ./test/e2e/
 
 # Benchmark (hack/bench): criserver and containerd's CRI plugin through the
 # same workload, alternately, in one run. Installs containerd, debootstrap and

@@ -243,6 +243,13 @@ func BusyboxImage(t testing.TB) *Image {
 	if err != nil {
 		t.Fatalf("busybox --list: %v", err)
 	}
+	return BusyboxImageOf(bin, strings.Fields(string(out)), false)
+}
+
+// BusyboxImageOf is BusyboxImage for any busybox binary and its applets:
+// symbolic links to bin/busybox, or hard links as upstream busybox images
+// have them (there, masking one applet's path leaves the others working).
+func BusyboxImageOf(bin []byte, applets []string, hardlinks bool) *Image {
 	entries := []Entry{
 		Dir("bin", 0o755), Dir("etc", 0o755), Dir("root", 0o700), Dir("tmp", 0o1777),
 		Dir("home", 0o755), {Name: "home/app", Type: tar.TypeDir, Mode: 0o755, UID: 1000, GID: 1000},
@@ -251,8 +258,12 @@ func BusyboxImage(t testing.TB) *Image {
 		File("etc/passwd", passwd, 0o644), File("etc/group", group, 0o644),
 		File("www/index.html", "hello from busybox\n", 0o644),
 	}
-	for _, name := range strings.Fields(string(out)) {
-		if name != "busybox" {
+	for _, name := range applets {
+		switch {
+		case name == "busybox":
+		case hardlinks:
+			entries = append(entries, Hardlink("bin/"+name, "bin/busybox"))
+		default:
 			entries = append(entries, Symlink("bin/"+name, "busybox"))
 		}
 	}

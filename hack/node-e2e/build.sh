@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds the node e2e test binary (k8s.io/kubernetes/test/e2e_node), the
+# kubelet and agnhost (the test image program) at the Kubernetes version this
+# module pins, once: they are cached under $CACHE/kubernetes-<version>/ and
+# a re-run with the same version only prints that directory. Cold, this
+# takes about 20 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")"
+export PATH="/usr/local/go/bin:$PATH"
+# The daemon's build tags are meaningless here.
+unset GOFLAGS
+
+cache=${CACHE:-/var/cache/criserver}
+version=$(go list -m -f '{{.Version}}' k8s.io/kubernetes)
+dir=$cache/kubernetes-$version
+mkdir -p "$dir"
+
+# The version the binaries report, as Kubernetes' own build stamps it.
+minor=${version#v1.}
+ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1"
+ldflags+=" -X k8s.io/component-base/version.gitMinor=${minor%%.*} -X k8s.io/component-base/version.gitTreeState=clean"
+
+# build NAME PACKAGE GO-COMMAND... builds into a temporary file, then moves
+# it in place: a binary in the cache is always complete.
+build() {
+	local name=$1 pkg=$2
+	shift 2
+	[[ -x $dir/$name ]] && return 0
+	local tmp
+	tmp=$(mktemp "$dir/.$name.XXXXXX")
+	if ! CGO_ENABLED=0 nice -n 15 go "$@" -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg" >&2; then
+		rm -f "$tmp"
+		return 1
+	fi
+	mv "$tmp" "$dir/$name"
+}
+
+build e2e_node.test k8s.io/kubernetes/test/e2e_node test -c
+build kubelet k8s.io/kubernetes/cmd/kubelet build
+build agnhost k8s.io/kubernetes/test/images/agnhost build
+echo "$dir"

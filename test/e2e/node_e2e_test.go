@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"archive/tar"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+// nodeE2ESkips are the [NodeConformance] specs this host can never run,
+// by a regular expression on the spec text, with the reason.
+var nodeE2ESkips = []critestSkip{
+	{spec: `should be able to pull from private registry with secret`, reason: "needs the credentials of an authenticated upstream registry"},
+	{spec: `AppArmor`, reason: "the host has no AppArmor"},
+	{spec: `SELinux|selinux`, reason: "the host has no SELinux"},
+	{spec: `[Ss]ystemd`, reason: "systemd is not PID 1 here"},
+}
+
+// nodeE2ELabels selects the conformance specs that may run on a shared
+// node: not flaky, slow, serial or disruptive.
+const nodeE2ELabels = `NodeConformance && !Flaky && !Slow && !Serial && !Disruptive`
+
+// nodeE2ECIFocus is the subset CI runs: pod lifecycle, container runtime,
+// probes, lifecycle hooks, security context, init containers, volumes,
+// sysctls, logs and exec. NODE_E2E_FOCUS overrides it; NODE_E2E_FOCUS=all
+// (make test-node-e2e FULL=1) runs every selected spec.
+const nodeE2ECIFocus = `Container Runtime|Pods|Probing container|Container Lifecycle Hook|Security Context|InitContainer|EmptyDir|ConfigMap|Secrets|Downward API|Sysctls|Kubelet when scheduling|Container Runtime blackbox`
+
+// TestNodeE2E runs Kubernetes' node e2e suite (test/e2e_node) focused on
+// [NodeConformance]: its own etcd and API server in process, and a real
+// kubelet, against a criserver of its own. It runs when
+// CRISERVER_NODE_E2E=1 (make test-node-e2e).
+func TestNodeE2E(t *testing.T) {
+	if os.Getenv("CRISERVER_NODE_E2E") != "1" {
+		t.Skip("CRISERVER_NODE_E2E=1 runs it (make test-node-e2e)")
+	}
+	framework.Require(t)
+	bins := nodeE2EBinaries(t)
+	results := os.Getenv("NODE_E2E_RESULTS")
+	if results == "" {
+		results = t.TempDir()
+	} else if err := os.MkdirAll(results, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := framework.StartRegistry(t)
+	pushNodeE2EImages(t, reg, critestCache(), bins)
+	conf := filepath.Join(t.TempDir(), "registries.conf")
+	if err := os.WriteFile(conf, []byte(critestRegistriesConf(reg.Addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf))
+
+	host := kubeletHostState(t)
+	work := t.TempDir()
+	if err := writeKubeletDropIn(work); err != nil {
+		t.Fatal(err)
+	}
+	path, err := pathWithout(t, "systemd-run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	focus := os.Getenv("NODE_E2E_FOCUS")
+	if focus == "" {
+		focus = nodeE2ECIFocus
+	}
+	endpoint := "unix://" + d.Socket
+	args := []string{
+		"--container-runtime-endpoint=" + endpoint, "--image-service-endpoint=" + endpoint,
+		"--container-runtime-process-name=criserver",
+		"--prepull-images=false",
+		"--report-dir=" + results,
+		"--ginkgo.no-color", "--ginkgo.v",
+		"--ginkgo.json-report=" + filepath.Join(results, "node-e2e.json"),
+		"--ginkgo.label-filter=" + nodeE2ELabels,
+		"--ginkgo.timeout=80m",
+	}
+	if focus != "all" {
+		args = append(args, "--ginkgo.focus="+focus)
+	}
+	for _, s := range nodeE2ESkips {
+		args = append(args, "--ginkgo.skip="+s.spec)
+	}
+	logf, err := os.Create(filepath.Join(results, "node-e2e.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Minute)
+	defer cancel()
+	// The framework runs the kubelet from beside e2e_node.test.
+	cmd := exec.CommandContext(ctx, filepath.Join(bins, "e2e_node.test"), args...)
+	// The framework writes kubelet.conf.d, kubeconfig and the kubelet's
+	// config in its working directory; systemd-run off PATH makes it run
+	// the kubelet directly (systemd is not PID 1 here).
+	cmd.Dir = work
+	cmd.Env = append(os.Environ(), "PATH="+path)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	runErr := cmd.Run()
+
+	counts, failed, err := readCritestReport(filepath.Join(results, "node-e2e.json"))
+	if err != nil {
+		t.Fatalf("e2e_node.test (%v): %v; see %s", runErr, err, logf.Name())
+	}
+	t.Logf("node e2e: %d passed, %d failed, %d skipped (log and report in %s)",
+		counts["passed"], len(failed), counts["skipped"], results)
+	for _, f := range failed {
+		t.Errorf("node e2e spec failed: %s", f)
+	}
+	if runErr != nil && len(failed) == 0 {
+		t.Errorf("e2e_node.test: %v; see %s", runErr, logf.Name())
+	}
+	host.restore(t)
+}
+
+// kubeletRoot is the framework's kubelet root directory.
+const kubeletRoot = "/var/lib/kubelet"
+
+// kubeletHost is what the host had of the kubelet's before the run.
+type kubeletHost struct{ rootExisted, rootMounted bool }
+
+func kubeletHostState(t *testing.T) kubeletHost {
+	t.Helper()
+	var h kubeletHost
+	if _, err := os.Stat(kubeletRoot); err == nil {
+		h.rootExisted = true
+	}
+	mounts, err := framework.MountsUnder(kubeletRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m != kubeletRoot {
+			t.Fatalf("%s has mounts before the run (%v): another kubelet is using it", kubeletRoot, mounts)
+		}
+		h.rootMounted = true
+	}
+	return h
+}
+
+// restore checks that the framework stopped its kubelet and that no pod
+// volume is left mounted (the daemon's cleanup checks the rest), then undoes
+// what the kubelet does to its root directory by design: a bind mount of
+// it on itself, and the directory. Runs hold the e2e lock: no other kubelet
+// runs meanwhile.
+func (h kubeletHost) restore(t *testing.T) {
+	t.Helper()
+	if pids := framework.ProcessesNamed("kubelet"); len(pids) > 0 {
+		t.Errorf("kubelet still running: pids %v", pids)
+		return
+	}
+	mounts, err := framework.MountsUnder(kubeletRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootMounted := false
+	for _, m := range mounts {
+		if m != kubeletRoot {
+			t.Errorf("mount left under %s: %s", kubeletRoot, m)
+			return
+		}
+		rootMounted = true
+	}
+	if rootMounted && !h.rootMounted {
+		if err := syscall.Unmount(kubeletRoot, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", kubeletRoot, err)
+			return
+		}
+	}
+	if !h.rootExisted {
+		if err := os.RemoveAll(kubeletRoot); err != nil {
+			t.Errorf("remove %s: %v", kubeletRoot, err)
+		}
+	}
+}
+// nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
+// builds e2e_node.test, the kubelet and agnhost into (once per version).
+func nodeE2EBinaries(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("NODE_E2E_DIR")
+	if dir == "" {
+		cmd := exec.Command("bash", "../../hack/node-e2e/build.sh")
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("build node e2e binaries: %v", err)
+		}
+		dir = strings.TrimSpace(string(out))
+	}
+	for _, b := range []string{"e2e_node.test", "kubelet", "agnhost"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			t.Fatalf("node e2e binaries: %v", err)
+		}
+	}
+	return dir
+}
+
+// kubeletDropIn lets the kubelet run on this cgroup v1 (hybrid) host,
+// which it refuses by default since 1.35.
+const kubeletDropIn = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+`
+
+// writeKubeletDropIn adds the drop-in to the kubelet.conf.d directory the
+// framework creates (and keeps) in its working directory.
+func writeKubeletDropIn(work string) error {
+	dir := filepath.Join(work, "kubelet.conf.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "90-criserver-e2e.conf"), []byte(kubeletDropIn), 0o644)
+}
+
+// pathWithout returns a PATH whose commands are those of the current PATH
+// but name. /bin and /usr/bin are one directory on Debian, so the commands
+// of a directory holding name are linked from a directory of their own.
+func pathWithout(t *testing.T, name string) (string, error) {
+	t.Helper()
+	var dirs []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			dirs = append(dirs, dir)
+			continue
+		}
+		shadow := filepath.Join(t.TempDir(), "bin")
+		if err := os.Mkdir(shadow, 0o755); err != nil {
+			return "", err
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return "", err
+		}
+		for _, e := range entries {
+			if e.Name() == name {
+				continue
+			}
+			if err := os.Symlink(filepath.Join(dir, e.Name()), filepath.Join(shadow, e.Name())); err != nil {
+				return "", err
+			}
+		}
+		dirs = append(dirs, shadow)
+	}
+	return strings.Join(dirs, string(filepath.ListSeparator)), nil
+}
+
+// pushNodeE2EImages builds the images the [NodeConformance] specs use
+// (e2e_node.test --list-images), under their upstream names.
+func pushNodeE2EImages(t *testing.T, reg *framework.Registry, cache, bins string) {
+	t.Helper()
+	const e2e = "registry.k8s.io/e2e-test-images/"
+	imgs := []critestImage{
+		{e2e + "busybox", []string{"1.37.0-2", "1.36.1-1"}, busybox},
+		{e2e + "nginx", []string{"1.27.0-2", "1.28.0-2"}, nginxImage(80)},
+		{e2e + "nonewprivs", []string{"1.4"}, nonewprivsImage},
+		{e2e + "nonroot", []string{"1.5"}, nonrootImage},
+		{e2e + "perl", []string{"5.26"}, perlImage},
+		{e2e + "agnhost", []string{"2.66.1", "2.55"}, agnhostImage(bins)},
+		{"registry.k8s.io/pause", []string{"3.10.2"}, pauseImage},
+	}
+	b := &critestBuilder{cache: cache, tmp: t.TempDir(), debs: map[string]string{}, bins: map[string][]byte{}}
+	for _, ci := range imgs {
+		img := ci.build(t, b)
+		for _, tag := range ci.tags {
+			reg.Push(t, ci.repo, tag, img)
+		}
+	}
+}
+
+// nonrootImage is test/images/nonroot: busybox running as user 1234.
+func nonrootImage(t *testing.T, b *critestBuilder) *framework.Image {
+	img := busybox(t, b)
+	img.Config.User = "1234"
+	return img
+}
+
+// perlImage is busybox plus Debian's perl-base.
+func perlImage(t *testing.T, b *critestBuilder) *framework.Image {
+	entries, err := framework.DirEntries(b.debianRoot(t, "perl-base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := busybox(t, b)
+	img.AddLayer(entries...)
+	return img
+}
+
+// agnhostImage is test/images/agnhost: busybox plus the agnhost binary
+// built from the Kubernetes module, its user and group 1000/50000, and
+// /agnhost pause as the default command.
+func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Image {
+	return func(t *testing.T, b *critestBuilder) *framework.Image {
+		bin, err := os.ReadFile(filepath.Join(bins, "agnhost"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := busybox(t, b)
+		img.AddLayer(
+			framework.Entry{Name: "agnhost", Type: tar.TypeReg, Mode: 0o755, Body: bin},
+			framework.Symlink("agnhost-2", "agnhost"),
+			framework.Dir("uploads", 0o755),
+			framework.File("etc/passwd", critestPasswd+"user-defined-in-image:x:1000:1000::/home/user-defined-in-image:/bin/sh\n", 0o644),
+			framework.File("etc/group", critestGroup+"user-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\n", 0o644),
+		)
+		img.Config.Entrypoint = []string{"/agnhost"}
+		img.Config.Cmd = []string{"pause"}
+		return img
+	}
+}
