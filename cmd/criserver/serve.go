@@ -25,6 +25,9 @@ import (
 
 // serve runs the daemon until ctx is cancelled, then drains and cleans up.
 func serve(ctx context.Context, cfg Config) error {
+	if err := markInheritedFDsCloseOnExec(); err != nil {
+		return err
+	}
 	for _, dir := range []string{cfg.Root, cfg.State} {
 		// Traversable, not listable: root in a user namespace is another
 		// host uid, and must reach its container's rootfs and pod files.
