@@ -8,11 +8,11 @@ import (
 )
 
 func TestStatsCacheRateAndPruning(t *testing.T) {
-	sc := newStatsCache()
+	sc := newStatsCache(0)
 	now := time.Now()
 	sc.samples["a"] = &cgroupSample{cur: &cgroups.Stats{Timestamp: now.Add(-time.Second), CPUUsageNanos: 1000}}
 	sc.samples["gone"] = &cgroupSample{cur: &cgroups.Stats{Timestamp: now}}
-	got, err := sc.get("a", "/")
+	got, err := sc.get("a", "/", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

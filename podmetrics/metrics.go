@@ -32,7 +32,7 @@ func (l Labels) values() []string {
 
 // NetInterface is the counters of one network interface.
 type NetInterface struct {
-	Name                                     string
+	Name                                    string
 	RxBytes, RxPackets, RxErrors, RxDropped uint64
 	TxBytes, TxPackets, TxErrors, TxDropped uint64
 }
