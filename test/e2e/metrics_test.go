@@ -107,10 +107,12 @@ func TestPodSandboxMetrics(t *testing.T) {
 	e := newCtrEnv(t)
 	ctx := framework.Ctx(t)
 
+	// A few seconds of CPU under a quota of 90% of one CPU (so throttled),
+	// 4 MiB written, then sleep.
 	cfg := e.config("metered", `dd if=/dev/zero of=/data bs=1M count=4 2>/dev/null; sync; `+
-		`end=$(($(date +%s)+2)); while [ $(date +%s) -lt $end ]; do :; done; exec sleep 3600`)
+		`i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; echo done; exec sleep 3600`)
 	cfg.Linux.Resources = &runtime.LinuxContainerResources{
-		CpuPeriod: 100000, CpuQuota: 50000, CpuShares: 512, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20,
+		CpuPeriod: 100000, CpuQuota: 90000, CpuShares: 512, MemoryLimitInBytes: 64 << 20, MemorySwapLimitInBytes: 64 << 20,
 	}
 	id := e.run(t, cfg)
 	st, info := e.status(t, id)
@@ -137,7 +139,11 @@ func TestPodSandboxMetrics(t *testing.T) {
 	conn.Close()
 
 	// Wait out the busy loop, then for a sample taken after it.
-	time.Sleep(3 * time.Second)
+	for deadline := time.Now().Add(90 * time.Second); !slices.Contains(e.logLines(t, "metered"), "stdout F done"); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the busy loop did not end")
+		}
+	}
 	settled := time.Now()
 
 	dresp, err := e.d.Runtime.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
@@ -238,11 +244,14 @@ func TestPodSandboxMetrics(t *testing.T) {
 			t.Errorf("%s = %d, the cgroup says %d", tc.key, got, tc.want)
 		}
 	}
-	if v := value(set.ctr, "container_spec_cpu_quota{}"); v != 50000 {
-		t.Errorf("quota %d, the container asked 50000", v)
+	if v := value(set.ctr, "container_spec_cpu_quota{}"); v != 90000 {
+		t.Errorf("quota %d, the container asked 90000", v)
 	}
 	if v := value(set.ctr, "container_cpu_usage_seconds_total{total}"); v < 1 {
-		t.Errorf("cpu usage %d s after a 2 s busy loop at half a CPU", v)
+		t.Errorf("cpu usage %d s after a busy loop", v)
+	}
+	if v := value(set.ctr, "container_cpu_cfs_periods_total{}"); v < 10 {
+		t.Errorf("%d CFS periods after a busy loop under a quota", v)
 	}
 	// Memory moves a little even in a sleeping container (kernel
 	// accounting batches); within 10%.
