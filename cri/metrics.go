@@ -15,7 +15,9 @@ import (
 // The CRI metrics calls serve cAdvisor's metric families (podmetrics) for
 // the kubelet's /metrics/cadvisor, from the samples the stats refresher
 // keeps (stats.go): the pod's cgroup and network namespace, each running
-// container's cgroup and writable layer. Only ready pods and running
+// container's cgroup and writable layer. The refresher reads the
+// families' figures only while metrics calls come (metricsIdle); the
+// first call after a pause reads them itself. Only ready pods and running
 // containers have metrics, as only they have cgroups.
 
 // ListMetricDescriptors implements runtime.RuntimeServiceServer.
@@ -44,6 +46,7 @@ func (s *Service) StreamPodSandboxMetrics(_ *runtime.StreamPodSandboxMetricsRequ
 }
 
 func (s *Service) podSandboxMetrics(ctx context.Context) ([]*runtime.PodSandboxMetrics, error) {
+	s.stats.metricsAsked()
 	var out []*runtime.PodSandboxMetrics
 	for _, sb := range s.opts.Sandboxes.List() {
 		if err := ctx.Err(); err != nil {
@@ -65,7 +68,7 @@ func (s *Service) podMetrics(sb *sandbox.Sandbox) *runtime.PodSandboxMetrics {
 	in := &podmetrics.Input{Labels: labels, Created: sb.CreatedAt}
 	if sb.CgroupParent != "" {
 		in.Labels.ID = cgroups.RelPath(sb.CgroupParent)
-		if sample, err := s.stats.get(sb.ID, sb.CgroupParent, s.podNetPID(sb)); err == nil {
+		if sample, err := s.stats.get(sb.ID, sb.CgroupParent, s.podNetPID(sb), true); err == nil {
 			in.Stats, in.Network, in.NetworkAt = sample.cur, sample.net, sample.cur.Timestamp
 		} else {
 			klog.V(4).InfoS("No cgroup sample for pod metrics", "podID", sb.ID, "err", err)
@@ -90,7 +93,7 @@ func (s *Service) containerMetricsInput(c *containerRecord, pod podmetrics.Label
 	in.Labels.ID = cgroups.RelPath(c.CgroupsPath)
 	in.Labels.Image = c.imageSpec().Image
 	in.Labels.Name = c.ID
-	if sample, err := s.stats.get(c.ID, c.CgroupsPath, 0); err == nil {
+	if sample, err := s.stats.get(c.ID, c.CgroupsPath, 0, true); err == nil {
 		in.Stats = sample.cur
 	} else {
 		klog.V(4).InfoS("No cgroup sample for container metrics", "containerID", c.ID, "err", err)

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -32,14 +33,22 @@ const (
 	statsMaxAge          = 2 * statsRefreshInterval
 )
 
+// metricsIdle is how long after a metrics call the refresher keeps
+// reading the metric families' figures. The kubelet asks on each scrape
+// of /metrics/cadvisor; with no one asking, samples hold only what the
+// CRI stats calls need.
+const metricsIdle = 5 * time.Minute
+
 // statsCache keeps the last two samples of each cgroup, the previous one
 // to turn cumulative CPU time into a rate (usage_nano_cores).
 type statsCache struct {
-	// extra is what each sample reads beyond the CRI stats' figures: what
-	// the metric families of the config need (podmetrics).
+	// extra is what a sample for the metrics calls reads beyond the CRI
+	// stats' figures: what the config's metric families need (podmetrics).
 	extra cgroups.Extra
-	// network tells that pod samples include the pod's interfaces.
+	// network tells that such a pod sample includes the pod's interfaces.
 	network bool
+	// metricsAt is when a metrics call last came (Unix nanoseconds).
+	metricsAt atomic.Int64
 
 	mu      sync.Mutex
 	samples map[string]*cgroupSample // by container or pod ID
@@ -49,10 +58,11 @@ type cgroupSample struct {
 	cur       *cgroups.Stats
 	nanoCores uint64
 	hasRate   bool
-	// net is the pod's interfaces, read with the pod's sample when the
-	// network family is collected (netRead).
-	net     []podmetrics.NetInterface
-	netRead bool
+	// forMetrics tells that the sample holds the metric families'
+	// figures (extra, and for a pod net).
+	forMetrics bool
+	net        []podmetrics.NetInterface
+	netRead    bool
 }
 
 func newStatsCache(families podmetrics.Families) *statsCache {
@@ -61,6 +71,15 @@ func newStatsCache(families podmetrics.Families) *statsCache {
 		network: families.Has(podmetrics.Network),
 		samples: map[string]*cgroupSample{},
 	}
+}
+
+// metricsAsked records a metrics call.
+func (sc *statsCache) metricsAsked() { sc.metricsAt.Store(time.Now().UnixNano()) }
+
+// metricsWanted tells the refresher to read the metric families' figures:
+// a metrics call came within metricsIdle.
+func (sc *statsCache) metricsWanted() bool {
+	return time.Since(time.Unix(0, sc.metricsAt.Load())) < metricsIdle
 }
 
 func (sc *statsCache) forget(id string) {
@@ -80,34 +99,44 @@ func (sc *statsCache) keepOnly(live map[string]bool) {
 	}
 }
 
-// get returns a fresh enough sample of the cgroup, reading it if needed.
-// netPID is, for a pod, a process in its network namespace (0: none).
-func (sc *statsCache) get(id, cgroupsPath string, netPID int) (cgroupSample, error) {
+// get returns a fresh enough sample of the cgroup, reading it if needed;
+// forMetrics asks for the metric families' figures too. netPID is, for a
+// pod, a process in its network namespace (0: none).
+func (sc *statsCache) get(id, cgroupsPath string, netPID int, forMetrics bool) (cgroupSample, error) {
 	sc.mu.Lock()
 	prev := sc.samples[id]
-	// A pod sampled before it had a process has no interfaces yet.
-	needNet := sc.network && netPID > 0 && prev != nil && !prev.netRead
-	if prev != nil && time.Since(prev.cur.Timestamp) < statsMaxAge && !needNet {
+	fresh := prev != nil && time.Since(prev.cur.Timestamp) < statsMaxAge
+	if forMetrics && fresh {
+		// A sample without the figures (none was asked for lately), or of
+		// a pod that had no process yet, is read again.
+		fresh = prev.forMetrics && !(sc.network && netPID > 0 && !prev.netRead)
+	}
+	if fresh {
 		s := *prev
 		sc.mu.Unlock()
 		return s, nil
 	}
 	sc.mu.Unlock()
-	return sc.read(id, cgroupsPath, netPID)
+	return sc.read(id, cgroupsPath, netPID, forMetrics)
 }
 
-// read samples the cgroup now, and the pod's interfaces when netPID is
-// set, and keeps the sample.
-func (sc *statsCache) read(id, cgroupsPath string, netPID int) (cgroupSample, error) {
+// read samples the cgroup now, with the metric families' figures (and
+// the pod's interfaces, when netPID is set) if forMetrics, and keeps the
+// sample.
+func (sc *statsCache) read(id, cgroupsPath string, netPID int, forMetrics bool) (cgroupSample, error) {
 	sc.mu.Lock()
 	prev := sc.samples[id]
 	sc.mu.Unlock()
-	cur, err := cgroups.ReadStats(cgroupsPath, sc.extra)
+	var extra cgroups.Extra
+	if forMetrics {
+		extra = sc.extra
+	}
+	cur, err := cgroups.ReadStats(cgroupsPath, extra)
 	if err != nil {
 		return cgroupSample{}, err
 	}
-	next := &cgroupSample{cur: cur}
-	if sc.network && netPID > 0 {
+	next := &cgroupSample{cur: cur, forMetrics: forMetrics}
+	if forMetrics && sc.network && netPID > 0 {
 		if next.net, err = readNetDev(netPID); err == nil {
 			next.netRead = true
 		} else {
@@ -139,10 +168,11 @@ func (s *Service) refreshStats(ctx context.Context) {
 		case <-t.C:
 		}
 		live := map[string]bool{}
+		forMetrics := s.stats.metricsWanted()
 		for _, c := range s.containers.list() {
 			if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
 				live[c.ID] = true
-				if sample, err := s.stats.read(c.ID, c.CgroupsPath, 0); err == nil {
+				if sample, err := s.stats.read(c.ID, c.CgroupsPath, 0, forMetrics); err == nil {
 					s.blockDevs.learn(sample.cur.IO)
 				}
 				s.measureWritableLayer(c.ID)
@@ -152,12 +182,12 @@ func (s *Service) refreshStats(ctx context.Context) {
 			for _, sb := range s.opts.Sandboxes.List() {
 				if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
 					live[sb.ID] = true
-					_, _ = s.stats.read(sb.ID, sb.CgroupParent, s.podNetPID(sb))
+					_, _ = s.stats.read(sb.ID, sb.CgroupParent, s.podNetPID(sb), forMetrics)
 				}
 			}
 		}
 		s.stats.keepOnly(live)
-		if s.opts.PodMetrics.Has(podmetrics.Disk) {
+		if forMetrics && s.opts.PodMetrics.Has(podmetrics.Disk) {
 			s.layerFS.refresh()
 		}
 	}
@@ -216,7 +246,7 @@ func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, e
 		},
 	}
 	if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
-		sample, err := s.stats.get(c.ID, c.CgroupsPath, 0)
+		sample, err := s.stats.get(c.ID, c.CgroupsPath, 0, false)
 		if err != nil {
 			klog.V(4).InfoS("No cgroup stats for container", "containerID", c.ID, "err", err)
 		} else {
@@ -310,7 +340,7 @@ func (s *Service) podStats(sb *sandbox.Sandbox) (*runtime.PodSandboxStats, error
 		Linux:      &runtime.LinuxPodSandboxStats{},
 	}
 	if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
-		if sample, err := s.stats.get(sb.ID, sb.CgroupParent, s.podNetPID(sb)); err == nil {
+		if sample, err := s.stats.get(sb.ID, sb.CgroupParent, 0, false); err == nil {
 			st.Linux.Cpu, st.Linux.Memory = cpuUsage(sample), memoryUsage(sample)
 			st.Linux.Process = &runtime.ProcessUsage{Timestamp: sample.cur.Timestamp.UnixNano(), ProcessCount: u64(sample.cur.Pids)}
 		} else {
