@@ -58,7 +58,8 @@ type Input struct {
 	NetworkAt time.Time
 	// Fs is the container's writable layer usage (containers only).
 	Fs *FsUsage
-	// DeviceName names a block device for Stats.IO ("" when unknown).
+	// DeviceName names a block device for Stats.IO ("" when unknown:
+	// the series is then labelled "major:minor").
 	DeviceName       func(major, minor uint64) string
 	Created, Started time.Time
 }
@@ -265,11 +266,15 @@ func blkioUsage(in *Input) []value {
 	return out
 }
 
+// deviceName is the device's name, else its number: two unnamed devices
+// must not share a label value, which Prometheus refuses.
 func deviceName(in *Input, d *cgroups.DeviceIO) string {
-	if in.DeviceName == nil {
-		return ""
+	if in.DeviceName != nil {
+		if name := in.DeviceName(d.Major, d.Minor); name != "" {
+			return name
+		}
 	}
-	return in.DeviceName(d.Major, d.Minor)
+	return strconv.FormatUint(d.Major, 10) + ":" + strconv.FormatUint(d.Minor, 10)
 }
 
 // timeValue is a point in time as whole Unix seconds, gathered live.

@@ -308,3 +308,24 @@ func TestMetricsLeaveOutWhatIsNotThere(t *testing.T) {
 		})
 	}
 }
+
+func TestUnnamedDevicesKeepDistinctLabels(t *testing.T) {
+	in := fullInput(time.Now())
+	in.Stats.IO = []cgroups.DeviceIO{{Major: 8, Minor: 0, Reads: 1}, {Major: 253, Minor: 1, Reads: 2}}
+	in.DeviceName = func(major, minor uint64) string {
+		if major == 8 {
+			return "/dev/sda"
+		}
+		return ""
+	}
+	var got []string
+	for _, m := range DiskIO.Metrics(in) {
+		if m.Name == "container_fs_reads_total" {
+			got = append(got, key(m))
+		}
+	}
+	want := []string{"container_fs_reads_total{/dev/sda}", "container_fs_reads_total{253:1}"}
+	if !slices.Equal(got, want) {
+		t.Errorf("reads series %v, want %v", got, want)
+	}
+}
