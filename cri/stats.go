@@ -109,7 +109,8 @@ func (sc *statsCache) get(id, cgroupsPath string, netPID int, forMetrics bool) (
 	if forMetrics && fresh {
 		// A sample without the figures (none was asked for lately), or of
 		// a pod that had no process yet, is read again.
-		fresh = prev.forMetrics && !(sc.network && netPID > 0 && !prev.netRead)
+		missingNet := sc.network && netPID > 0 && !prev.netRead
+		fresh = prev.forMetrics && !missingNet
 	}
 	if fresh {
 		s := *prev
