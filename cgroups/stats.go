@@ -21,24 +21,34 @@ type Stats struct {
 	PageFaults, MajorPageFaults              uint64
 	// Pids is how many tasks the cgroup holds.
 	Pids uint64
+
+	// The figures below are read only when ReadStats is asked for them
+	// (see Extra); nil when not asked or not offered by the cgroup.
+	CPU       *CPUStats
+	Memory    *MemoryStats
+	OOMKills  *uint64
+	IO        []DeviceIO
+	Processes *ProcessStats
+	Spec      *SpecStats
+	Pressure  *PressureStats
 }
 
 // ReadStats reads the usage of the cgroup at an OCI cgroupsPath
 // (cgroupfs path or systemd "slice:prefix:name"). Runtimes use cgroup v1
 // on hybrid hosts, so only a unified-only host is read as v2.
 //
-// It reads the four files the CRI's figures come from and nothing else:
-// the background refresher samples every container and pod, and a full
-// cgroup Stat opens about 25 files per cgroup, which with 500 containers
-// took over half a CPU-second per round.
-func ReadStats(cgroupsPath string) (*Stats, error) {
+// Without extra it reads the four files the CRI's figures come from and
+// nothing else: the background refresher samples every container and pod,
+// and a full cgroup Stat opens about 25 files per cgroup, which with 500
+// containers took over half a CPU-second per round.
+func ReadStats(cgroupsPath string, extra Extra) (*Stats, error) {
 	rel := RelPath(cgroupsPath)
 	var st *Stats
 	var err error
 	if unifiedOnly() {
-		st, err = readCgroup2Stats(filepath.Join(Root, rel))
+		st, err = readCgroup2Stats(filepath.Join(Root, rel), extra)
 	} else {
-		st, err = readCgroup1Stats(Root, rel)
+		st, err = readCgroup1Stats(Root, rel, extra)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read cgroup %s: %w", rel, err)
@@ -47,7 +57,7 @@ func ReadStats(cgroupsPath string) (*Stats, error) {
 }
 
 // readCgroup1Stats reads the cgroup rel of the v1 hierarchies under root.
-func readCgroup1Stats(root, rel string) (*Stats, error) {
+func readCgroup1Stats(root, rel string, extra Extra) (*Stats, error) {
 	st := &Stats{Timestamp: time.Now()}
 	cpu, err := readUint(filepath.Join(root, "cpuacct", rel, "cpuacct.usage"))
 	if err != nil {
@@ -66,10 +76,11 @@ func readCgroup1Stats(root, rel string) (*Stats, error) {
 	st.MemoryRSS = stat["total_rss"]
 	st.PageFaults, st.MajorPageFaults = stat["total_pgfault"], stat["total_pgmajfault"]
 	st.Pids = readPids(filepath.Join(root, "pids", rel))
+	readExtra1(st, root, rel, extra, stat)
 	return st, nil
 }
 
-func readCgroup2Stats(dir string) (*Stats, error) {
+func readCgroup2Stats(dir string, extra Extra) (*Stats, error) {
 	st := &Stats{Timestamp: time.Now()}
 	cpu, err := readKeyed(filepath.Join(dir, "cpu.stat"))
 	if err != nil {
@@ -87,6 +98,7 @@ func readCgroup2Stats(dir string) (*Stats, error) {
 	st.MemoryRSS = stat["anon"]
 	st.PageFaults, st.MajorPageFaults = stat["pgfault"], stat["pgmajfault"]
 	st.Pids = readPids(dir)
+	readExtra2(st, dir, extra, cpu, stat)
 	return st, nil
 }
 

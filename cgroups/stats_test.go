@@ -3,6 +3,7 @@ package cgroups
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -37,7 +38,7 @@ func TestReadStatsFiles(t *testing.T) {
 				"memory/pod/c/memory.stat":           "cache 5\nrss 1\ntotal_rss 400\ntotal_inactive_file 300\ntotal_pgfault 9\ntotal_pgmajfault 2\n",
 				"pids/pod/c/pids.current":            "3\n",
 			},
-			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c", 0) },
 			want: want,
 		},
 		{
@@ -47,13 +48,13 @@ func TestReadStatsFiles(t *testing.T) {
 				"memory/pod/c/memory.usage_in_bytes": "1000\n",
 				"memory/pod/c/memory.stat":           "total_rss 400\ntotal_inactive_file 300\ntotal_pgfault 9\ntotal_pgmajfault 2\n",
 			},
-			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read: func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c", 0) },
 			want: Stats{CPUUsageNanos: 5000, MemoryUsage: 1000, MemoryWorkingSet: 700, MemoryRSS: 400, PageFaults: 9, MajorPageFaults: 2},
 		},
 		{
 			name:    "v1 cgroup gone",
 			files:   map[string]string{},
-			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c", 0) },
 			wantErr: "no such file",
 		},
 		{
@@ -61,7 +62,7 @@ func TestReadStatsFiles(t *testing.T) {
 			files: map[string]string{
 				"cpuacct/pod/c/cpuacct.usage": "lots\n",
 			},
-			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c") },
+			read:    func(root string) (*Stats, error) { return readCgroup1Stats(root, "/pod/c", 0) },
 			wantErr: "parse",
 		},
 		{
@@ -72,7 +73,7 @@ func TestReadStatsFiles(t *testing.T) {
 				"c/memory.stat":    "anon 400\nfile 500\ninactive_file 300\npgfault 9\npgmajfault 2\n",
 				"c/pids.current":   "3\n",
 			},
-			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
+			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c"), 0) },
 			want: want,
 		},
 		{
@@ -82,7 +83,7 @@ func TestReadStatsFiles(t *testing.T) {
 				"c/memory.current": "100\n",
 				"c/memory.stat":    "inactive_file 300\n",
 			},
-			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c")) },
+			read: func(root string) (*Stats, error) { return readCgroup2Stats(filepath.Join(root, "c"), 0) },
 			want: Stats{CPUUsageNanos: 5000, MemoryUsage: 100},
 		},
 	}
@@ -104,7 +105,7 @@ func TestReadStatsFiles(t *testing.T) {
 				t.Error("no timestamp")
 			}
 			got.Timestamp = tc.want.Timestamp
-			if *got != tc.want {
+			if !reflect.DeepEqual(*got, tc.want) {
 				t.Errorf("got %+v\nwant %+v", *got, tc.want)
 			}
 		})

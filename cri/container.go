@@ -84,6 +84,13 @@ func (c *containerRecord) Pid() int {
 	return c.pid
 }
 
+// StartedAt is when the container started (zero before).
+func (c *containerRecord) StartedAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.startedAt
+}
+
 // recordFile is the on-disk form of a containerRecord.
 type recordFile struct {
 	ID          string           `json:"id"`

@@ -13,6 +13,7 @@ import (
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/imagestore"
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/podmetrics"
 	"github.com/criserver/criserver/sandbox"
 	"github.com/criserver/criserver/streaming"
 )
@@ -41,6 +42,9 @@ type Options struct {
 	Root string
 	// Streaming serves exec, attach and port-forward sessions.
 	Streaming *streaming.Server
+	// PodMetrics are the metric families ListPodSandboxMetrics serves;
+	// the stats refresher collects what they need and nothing more.
+	PodMetrics podmetrics.Families
 }
 
 // Service implements runtime.RuntimeServiceServer and
@@ -58,11 +62,20 @@ type Service struct {
 	containers *containerStore
 	events     *eventBus
 	stats      *statsCache
-	hostOnce   sync.Once
-	hostInfo   *oci.HostInfo
+	// layerFS and blockDevs name and size the filesystems of the disk
+	// metric families (metrics_fs.go).
+	layerFS   *layerFS
+	blockDevs *blockDevices
+	hostOnce  sync.Once
+	hostInfo  *oci.HostInfo
 }
 
 // New returns a Service for opts.
 func New(opts Options) *Service {
-	return &Service{opts: opts, containers: newContainerStore(), events: newEventBus(), stats: newStatsCache()}
+	s := &Service{
+		opts: opts, containers: newContainerStore(), events: newEventBus(), stats: newStatsCache(opts.PodMetrics),
+		blockDevs: newBlockDevices("/sys/dev/block"),
+	}
+	s.layerFS = &layerFS{dir: s.writableLayerMount()}
+	return s
 }

@@ -4,17 +4,20 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/criserver/criserver/cgroups"
+	"github.com/criserver/criserver/podmetrics"
 	"github.com/criserver/criserver/sandbox"
 )
 
@@ -30,9 +33,23 @@ const (
 	statsMaxAge          = 2 * statsRefreshInterval
 )
 
+// metricsIdle is how long after a metrics call the refresher keeps
+// reading the metric families' figures. The kubelet asks on each scrape
+// of /metrics/cadvisor; with no one asking, samples hold only what the
+// CRI stats calls need.
+const metricsIdle = 5 * time.Minute
+
 // statsCache keeps the last two samples of each cgroup, the previous one
 // to turn cumulative CPU time into a rate (usage_nano_cores).
 type statsCache struct {
+	// extra is what a sample for the metrics calls reads beyond the CRI
+	// stats' figures: what the config's metric families need (podmetrics).
+	extra cgroups.Extra
+	// network tells that such a pod sample includes the pod's interfaces.
+	network bool
+	// metricsAt is when a metrics call last came (Unix nanoseconds).
+	metricsAt atomic.Int64
+
 	mu      sync.Mutex
 	samples map[string]*cgroupSample // by container or pod ID
 }
@@ -41,10 +58,28 @@ type cgroupSample struct {
 	cur       *cgroups.Stats
 	nanoCores uint64
 	hasRate   bool
+	// forMetrics tells that the sample holds the metric families'
+	// figures (extra, and for a pod net).
+	forMetrics bool
+	net        []podmetrics.NetInterface
+	netRead    bool
 }
 
-func newStatsCache() *statsCache {
-	return &statsCache{samples: map[string]*cgroupSample{}}
+func newStatsCache(families podmetrics.Families) *statsCache {
+	return &statsCache{
+		extra:   families.CgroupExtra(),
+		network: families.Has(podmetrics.Network),
+		samples: map[string]*cgroupSample{},
+	}
+}
+
+// metricsAsked records a metrics call.
+func (sc *statsCache) metricsAsked() { sc.metricsAt.Store(time.Now().UnixNano()) }
+
+// metricsWanted tells the refresher to read the metric families' figures:
+// a metrics call came within metricsIdle.
+func (sc *statsCache) metricsWanted() bool {
+	return time.Since(time.Unix(0, sc.metricsAt.Load())) < metricsIdle
 }
 
 func (sc *statsCache) forget(id string) {
@@ -64,29 +99,51 @@ func (sc *statsCache) keepOnly(live map[string]bool) {
 	}
 }
 
-// get returns a fresh enough sample of the cgroup, reading it if needed.
-func (sc *statsCache) get(id, cgroupsPath string) (cgroupSample, error) {
+// get returns a fresh enough sample of the cgroup, reading it if needed;
+// forMetrics asks for the metric families' figures too. netPID is, for a
+// pod, a process in its network namespace (0: none).
+func (sc *statsCache) get(id, cgroupsPath string, netPID int, forMetrics bool) (cgroupSample, error) {
 	sc.mu.Lock()
 	prev := sc.samples[id]
-	if prev != nil && time.Since(prev.cur.Timestamp) < statsMaxAge {
+	fresh := prev != nil && time.Since(prev.cur.Timestamp) < statsMaxAge
+	if forMetrics && fresh {
+		// A sample without the figures (none was asked for lately), or of
+		// a pod that had no process yet, is read again.
+		missingNet := sc.network && netPID > 0 && !prev.netRead
+		fresh = prev.forMetrics && !missingNet
+	}
+	if fresh {
 		s := *prev
 		sc.mu.Unlock()
 		return s, nil
 	}
 	sc.mu.Unlock()
-	return sc.read(id, cgroupsPath)
+	return sc.read(id, cgroupsPath, netPID, forMetrics)
 }
 
-// read samples the cgroup now and keeps the sample.
-func (sc *statsCache) read(id, cgroupsPath string) (cgroupSample, error) {
+// read samples the cgroup now, with the metric families' figures (and
+// the pod's interfaces, when netPID is set) if forMetrics, and keeps the
+// sample.
+func (sc *statsCache) read(id, cgroupsPath string, netPID int, forMetrics bool) (cgroupSample, error) {
 	sc.mu.Lock()
 	prev := sc.samples[id]
 	sc.mu.Unlock()
-	cur, err := cgroups.ReadStats(cgroupsPath)
+	var extra cgroups.Extra
+	if forMetrics {
+		extra = sc.extra
+	}
+	cur, err := cgroups.ReadStats(cgroupsPath, extra)
 	if err != nil {
 		return cgroupSample{}, err
 	}
-	next := &cgroupSample{cur: cur}
+	next := &cgroupSample{cur: cur, forMetrics: forMetrics}
+	if forMetrics && sc.network && netPID > 0 {
+		if next.net, err = readNetDev(netPID); err == nil {
+			next.netRead = true
+		} else {
+			klog.V(4).InfoS("No network counters", "id", id, "pid", netPID, "err", err)
+		}
+	}
 	if prev != nil {
 		if dt := cur.Timestamp.Sub(prev.cur.Timestamp); dt > 0 && cur.CPUUsageNanos >= prev.cur.CPUUsageNanos {
 			next.nanoCores = uint64(float64(cur.CPUUsageNanos-prev.cur.CPUUsageNanos) / dt.Seconds())
@@ -112,10 +169,13 @@ func (s *Service) refreshStats(ctx context.Context) {
 		case <-t.C:
 		}
 		live := map[string]bool{}
+		forMetrics := s.stats.metricsWanted()
 		for _, c := range s.containers.list() {
 			if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
 				live[c.ID] = true
-				_, _ = s.stats.read(c.ID, c.CgroupsPath)
+				if sample, err := s.stats.read(c.ID, c.CgroupsPath, 0, forMetrics); err == nil {
+					s.blockDevs.learn(sample.cur.IO)
+				}
 				s.measureWritableLayer(c.ID)
 			}
 		}
@@ -123,11 +183,14 @@ func (s *Service) refreshStats(ctx context.Context) {
 			for _, sb := range s.opts.Sandboxes.List() {
 				if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
 					live[sb.ID] = true
-					_, _ = s.stats.read(sb.ID, sb.CgroupParent)
+					_, _ = s.stats.read(sb.ID, sb.CgroupParent, s.podNetPID(sb), forMetrics)
 				}
 			}
 		}
 		s.stats.keepOnly(live)
+		if forMetrics && s.opts.PodMetrics.Has(podmetrics.Disk) {
+			s.layerFS.refresh()
+		}
 	}
 }
 
@@ -184,7 +247,7 @@ func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, e
 		},
 	}
 	if c.State() == runtime.ContainerState_CONTAINER_RUNNING {
-		sample, err := s.stats.get(c.ID, c.CgroupsPath)
+		sample, err := s.stats.get(c.ID, c.CgroupsPath, 0, false)
 		if err != nil {
 			klog.V(4).InfoS("No cgroup stats for container", "containerID", c.ID, "err", err)
 		} else {
@@ -278,25 +341,21 @@ func (s *Service) podStats(sb *sandbox.Sandbox) (*runtime.PodSandboxStats, error
 		Linux:      &runtime.LinuxPodSandboxStats{},
 	}
 	if sb.State == sandbox.StateReady && sb.CgroupParent != "" {
-		if sample, err := s.stats.get(sb.ID, sb.CgroupParent); err == nil {
+		if sample, err := s.stats.get(sb.ID, sb.CgroupParent, 0, false); err == nil {
 			st.Linux.Cpu, st.Linux.Memory = cpuUsage(sample), memoryUsage(sample)
 			st.Linux.Process = &runtime.ProcessUsage{Timestamp: sample.cur.Timestamp.UnixNano(), ProcessCount: u64(sample.cur.Pids)}
 		} else {
 			klog.V(4).InfoS("No cgroup stats for pod", "podID", sb.ID, "err", err)
 		}
 	}
-	pid := sb.InfraPID
 	for _, c := range s.containers.byPod(sb.ID) {
 		cs, err := s.containerStats(c)
 		if err != nil {
 			return nil, err
 		}
 		st.Linux.Containers = append(st.Linux.Containers, cs)
-		if p := c.Pid(); pid == 0 && p > 0 && c.State() == runtime.ContainerState_CONTAINER_RUNNING {
-			pid = p
-		}
 	}
-	if pid > 0 && !sb.HostNetwork {
+	if pid := s.podNetPID(sb); pid > 0 {
 		if nu, err := netUsage(pid); err == nil {
 			st.Linux.Network = nu
 		} else {
@@ -306,35 +365,76 @@ func (s *Service) podStats(sb *sandbox.Sandbox) (*runtime.PodSandboxStats, error
 	return st, nil
 }
 
-// netUsage reads /proc/<pid>/net/dev: the counters of the network
-// namespace the process is in. Loopback is left out.
+// podNetPID is a process in the pod's network namespace: the infra
+// process, else a running container's; 0 for a pod on the host's network
+// or with no process.
+func (s *Service) podNetPID(sb *sandbox.Sandbox) int {
+	if sb.HostNetwork {
+		return 0
+	}
+	if sb.InfraPID > 0 {
+		return sb.InfraPID
+	}
+	for _, c := range s.containers.byPod(sb.ID) {
+		if p := c.Pid(); p > 0 && c.State() == runtime.ContainerState_CONTAINER_RUNNING {
+			return p
+		}
+	}
+	return 0
+}
+
+// netUsage is the CRI form of the pod's interfaces.
 func netUsage(pid int) (*runtime.NetworkUsage, error) {
+	ifaces, err := readNetDev(pid)
+	if err != nil {
+		return nil, err
+	}
+	nu := &runtime.NetworkUsage{Timestamp: time.Now().UnixNano()}
+	for _, n := range ifaces {
+		iface := &runtime.NetworkInterfaceUsage{Name: n.Name, RxBytes: u64(n.RxBytes), RxErrors: u64(n.RxErrors), TxBytes: u64(n.TxBytes), TxErrors: u64(n.TxErrors)}
+		nu.Interfaces = append(nu.Interfaces, iface)
+		if n.Name == "eth0" || nu.DefaultInterface == nil {
+			nu.DefaultInterface = iface
+		}
+	}
+	return nu, nil
+}
+
+// readNetDev reads /proc/<pid>/net/dev: the counters of the network
+// namespace the process is in. Loopback is left out.
+func readNetDev(pid int) ([]podmetrics.NetInterface, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	nu := &runtime.NetworkUsage{Timestamp: time.Now().UnixNano()}
-	sc := bufio.NewScanner(f)
+	return parseNetDev(f)
+}
+
+func parseNetDev(r io.Reader) ([]podmetrics.NetInterface, error) {
+	var out []podmetrics.NetInterface
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "lo" {
 			continue
 		}
+		// receive: bytes packets errs drop fifo frame compressed multicast,
+		// then transmit: bytes packets errs drop ...
 		fields := strings.Fields(rest)
 		if len(fields) < 16 {
 			continue
 		}
-		n := func(i int) *runtime.UInt64Value {
+		n := func(i int) uint64 {
 			v, _ := strconv.ParseUint(fields[i], 10, 64)
-			return u64(v)
+			return v
 		}
-		iface := &runtime.NetworkInterfaceUsage{Name: name, RxBytes: n(0), RxErrors: n(2), TxBytes: n(8), TxErrors: n(10)}
-		nu.Interfaces = append(nu.Interfaces, iface)
-		if name == "eth0" || nu.DefaultInterface == nil {
-			nu.DefaultInterface = iface
-		}
+		out = append(out, podmetrics.NetInterface{
+			Name:    name,
+			RxBytes: n(0), RxPackets: n(1), RxErrors: n(2), RxDropped: n(3),
+			TxBytes: n(8), TxPackets: n(9), TxErrors: n(10), TxDropped: n(11),
+		})
 	}
-	return nu, sc.Err()
+	return out, sc.Err()
 }

@@ -239,7 +239,7 @@ func TestRuntimeReopenLogAndErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	st, err := cgroups.ReadStats(cg)
+	st, err := cgroups.ReadStats(cg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ func TestLoadConfigRefusesBadInput(t *testing.T) {
 		{"zero downloads", "[image]\nmax_concurrent_downloads = 0\n", []string{"image.max_concurrent_downloads"}},
 		{"negative timeout", "shutdown_timeout = \"-1s\"\n", []string{"shutdown_timeout"}},
 		{"syntax", "root = \n", []string{"config.toml"}},
+		{"unknown metric family", "[stats]\nincluded_pod_metrics = [\"cpu\", \"gpu\"]\n", []string{"stats.included_pod_metrics", "gpu"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

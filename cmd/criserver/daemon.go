@@ -59,6 +59,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		Runtime:      rt,
 		Root:         cfg.Root,
 		Streaming:    stream,
+		PodMetrics:   cfg.Stats.Families(),
 	})
 	stopStream := func() {
 		if err := stream.Stop(); err != nil {

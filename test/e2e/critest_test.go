@@ -39,7 +39,6 @@ var critestSkips = []critestSkip{
 	// Owned by open issues. Set CRITEST_ENABLE=14,15 (issue numbers) to run them.
 	{spec: `Image Volume \[Feature:ImageVolume\]`, reason: "image volumes are not implemented", issue: 14},
 	{spec: `Security Context UserNamespaces`, reason: "user namespaces are not implemented", issue: 14},
-	{spec: `PodSandbox runtime should support metrics operations`, reason: "ListMetricDescriptors/ListPodSandboxMetrics are not implemented", issue: 15},
 	{spec: `\bNRI\b`, reason: "NRI is not implemented; its specs need -nri-socket", issue: 15},
 }
 
