@@ -32,7 +32,10 @@ func sandboxError(err error) error {
 
 // RunPodSandbox implements runtime.RuntimeServiceServer.
 func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	// The NRI RunPodSandbox hook runs inside Run, before the pod is listed.
+	unblockNRI := s.opts.NRI.BlockSync()
 	sb, err := s.opts.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
+	unblockNRI()
 	if err != nil {
 		return nil, sandboxError(err)
 	}
@@ -46,12 +49,14 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod sandbox ID is required")
 	}
-	if _, err := s.opts.Sandboxes.Get(id); errors.Is(err, sandbox.ErrNotFound) {
+	sb, err := s.opts.Sandboxes.Get(id)
+	if errors.Is(err, sandbox.ErrNotFound) {
 		return &runtime.StopPodSandboxResponse{}, nil
 	}
 	if err := s.stopPodContainers(ctx, id); err != nil {
 		return nil, status.Errorf(codes.Unknown, "stop containers of pod %s: %v", id, err)
 	}
+	s.nriStopPod(ctx, sb)
 	if err := s.opts.Sandboxes.Stop(ctx, id); err != nil {
 		return nil, sandboxError(err)
 	}
@@ -65,15 +70,18 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "pod sandbox ID is required")
 	}
-	if _, err := s.opts.Sandboxes.Get(id); errors.Is(err, sandbox.ErrNotFound) {
+	sb, err := s.opts.Sandboxes.Get(id)
+	if errors.Is(err, sandbox.ErrNotFound) {
 		return &runtime.RemovePodSandboxResponse{}, nil
 	}
 	if err := s.removePodContainers(ctx, id); err != nil {
 		return nil, status.Errorf(codes.Unknown, "remove containers of pod %s: %v", id, err)
 	}
+	s.nriStopPod(ctx, sb)
 	if err := s.opts.Sandboxes.Remove(ctx, id); err != nil {
 		return nil, sandboxError(fmt.Errorf("remove pod %s: %w", id, err))
 	}
+	s.opts.NRI.RemovePodSandbox(ctx, sb)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
 

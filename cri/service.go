@@ -12,6 +12,7 @@ import (
 
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/nri"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
 	"github.com/criserver/criserver/streaming"
@@ -41,6 +42,8 @@ type Options struct {
 	Root string
 	// Streaming serves exec, attach and port-forward sessions.
 	Streaming *streaming.Server
+	// NRI shows pods and containers to NRI plugins (nil: no plugins).
+	NRI *nri.Host
 }
 
 // Service implements runtime.RuntimeServiceServer and

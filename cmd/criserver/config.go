@@ -15,6 +15,7 @@ import (
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/nri"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
 	"github.com/criserver/criserver/streaming"
@@ -43,6 +44,7 @@ type Config struct {
 	Runtime oci.Config        `toml:"runtime"`
 	Stream  streaming.Config  `toml:"stream"`
 	Sandbox sandbox.Config    `toml:"sandbox"`
+	NRI     nri.Config        `toml:"nri"`
 }
 
 func defaultConfig() Config {
@@ -57,6 +59,7 @@ func defaultConfig() Config {
 		Runtime:         oci.DefaultConfig(),
 		Stream:          streaming.DefaultConfig(),
 		Sandbox:         sandbox.DefaultConfig(),
+		NRI:             nri.DefaultConfig(),
 	}
 }
 
@@ -82,6 +85,7 @@ func (c *Config) validate() error {
 		{"runtime", c.Runtime.Validate()},
 		{"stream", c.Stream.Validate()},
 		{"sandbox", c.Sandbox.Validate()},
+		{"nri", c.NRI.Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {
