@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/criserver/criserver/oci"
 )
@@ -67,16 +68,21 @@ func supported(a *api.ContainerAdjustment) error {
 			refused = append(refused, what)
 		}
 	}
+	// The adaptation hands over empty messages for kinds no plugin set:
+	// only content counts.
+	set := func(m proto.Message) bool { return m != nil && proto.Size(m) > 0 }
 	l := a.GetLinux()
+	rdt := l.GetRdt()
 	add(len(a.GetCDIDevices()) > 0, "CDI devices")
 	add(l.GetCgroupsPath() != "", "cgroups path")
-	add(l.GetIoPriority() != nil, "I/O priority")
-	add(l.GetSeccompPolicy() != nil, "seccomp policy")
+	add(set(l.GetIoPriority()), "I/O priority")
+	add(set(l.GetSeccompPolicy()), "seccomp policy")
 	add(len(l.GetNamespaces()) > 0, "namespaces")
 	add(len(l.GetNetDevices()) > 0, "network devices")
-	add(l.GetScheduler() != nil, "scheduler")
-	add(l.GetRdt() != nil || l.GetResources().GetRdtClass() != nil, "RDT")
-	add(l.GetMemoryPolicy() != nil, "memory policy")
+	add(set(l.GetScheduler()), "scheduler")
+	add(rdt.GetClosId() != nil || rdt.GetSchemata() != nil || rdt.GetEnableMonitoring() != nil ||
+		l.GetResources().GetRdtClass() != nil, "RDT")
+	add(set(l.GetMemoryPolicy()), "memory policy")
 	add(l.GetResources().GetBlockioClass() != nil, "block I/O class")
 	if len(refused) > 0 {
 		return errors.New("not supported by criserver: " + strings.Join(refused, ", "))

@@ -178,6 +178,20 @@ func TestApplyAdjustment(t *testing.T) {
 			},
 		},
 		{
+			name: "empty messages of kinds no plugin set are accepted",
+			adj: func(a *api.ContainerAdjustment) {
+				a.Linux = &api.LinuxContainerAdjustment{
+					Rdt: &api.LinuxRdt{}, Scheduler: &api.LinuxScheduler{}, MemoryPolicy: &api.LinuxMemoryPolicy{},
+					Resources: &api.LinuxResources{Memory: &api.LinuxMemory{}, Cpu: &api.LinuxCPU{}},
+				}
+			},
+			check: func(t *testing.T, s *specs.Spec) {
+				if r := s.Linux.Resources; r.Memory == nil || r.Memory.Limit != nil || r.CPU == nil || r.CPU.Shares != nil {
+					t.Errorf("resources = %+v, want empty memory and cpu", r)
+				}
+			},
+		},
+		{
 			name: "rlimits never reach the spec",
 			adj:  func(a *api.ContainerAdjustment) { a.AddRlimit("RLIMIT_NOFILE", 1024, 512) },
 			check: func(t *testing.T, s *specs.Spec) {
@@ -214,6 +228,7 @@ func TestApplyAdjustmentRefusesUnsupported(t *testing.T) {
 		{"cgroups path", func(a *api.ContainerAdjustment) { a.SetLinuxCgroupsPath("/elsewhere") }, "cgroups path"},
 		{"block I/O class", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") }, "block I/O class"},
 		{"seccomp", func(a *api.ContainerAdjustment) { a.SetLinuxSeccompPolicy(&api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"}) }, "seccomp policy"},
+		{"RDT", func(a *api.ContainerAdjustment) { a.SetLinuxRDTClosID("gold") }, "RDT"},
 		{"out-of-range oom_score_adj", func(a *api.ContainerAdjustment) { a.SetLinuxOomScoreAdj(ptr(5000)) }, "outside"},
 	}
 	for _, tc := range tests {
