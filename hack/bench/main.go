@@ -35,6 +35,7 @@ type options struct {
 	cache            string
 	criserverBin     string
 	criserverFlags   stringList
+	nriPlugin        string
 	pauseSrc         string
 	runtimes         stringList
 	criserverSock    string
@@ -75,6 +76,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cache, "cache", "", "cache of built images and the debootstrap rootfs (default <results>/cache)")
 	fs.StringVar(&o.criserverBin, "criserver-bin", "bin/criserver", "criserver binary to start")
 	fs.Var(&o.criserverFlags, "criserver-flag", "extra criserver flag; repeatable")
+	fs.StringVar(&o.nriPlugin, "nri-plugin", "", "NRI plugin binary: criserver runs with NRI on and this plugin, started as <binary> -socket <path>, connected")
 	fs.StringVar(&o.pauseSrc, "pause-src", "hack/images/pause.c", "source of containerd's pause process")
 	fs.Var(&o.runtimes, "runtimes", "runtimes to drive (default criserver,containerd)")
 	fs.StringVar(&o.criserverSock, "criserver-endpoint", "", "socket of a running criserver to drive instead of starting one")
@@ -286,7 +288,7 @@ func setUp(ctx context.Context, opts options, name string, reg *registry, images
 		if err != nil {
 			return nil, err
 		}
-		return startCriserver(ctx, dir, bin, opts.callTimeout, opts.criserverFlags)
+		return startCriserver(ctx, dir, bin, opts.callTimeout, opts.criserverFlags, opts.nriPlugin)
 	}
 }
 

@@ -175,11 +175,14 @@ func main() {
 	socket := flag.String("socket", api.DefaultSocketPath, "NRI socket of the runtime")
 	name := flag.String("name", "e2e", "plugin name")
 	idx := flag.String("idx", "50", "plugin index (invocation order)")
-	events := flag.String("events", "", "file the events are appended to")
+	events := flag.String("events", "", "file the events are appended to (default: none)")
 	mode := flag.String("mode", "record", "record, adjust, fail, hang or crash")
 	hostDir := flag.String("host-dir", "", "adjust: directory bound at /nri and written by the OCI hook")
 	flag.Parse()
 
+	if *events == "" {
+		*events = os.DevNull
+	}
 	out, err := os.OpenFile(*events, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
