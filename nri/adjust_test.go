@@ -227,7 +227,9 @@ func TestApplyAdjustmentRefusesUnsupported(t *testing.T) {
 		}, "namespaces"},
 		{"cgroups path", func(a *api.ContainerAdjustment) { a.SetLinuxCgroupsPath("/elsewhere") }, "cgroups path"},
 		{"block I/O class", func(a *api.ContainerAdjustment) { a.SetLinuxBlockIOClass("slow") }, "block I/O class"},
-		{"seccomp", func(a *api.ContainerAdjustment) { a.SetLinuxSeccompPolicy(&api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"}) }, "seccomp policy"},
+		{"seccomp", func(a *api.ContainerAdjustment) {
+			a.SetLinuxSeccompPolicy(&api.LinuxSeccomp{DefaultAction: "SCMP_ACT_ALLOW"})
+		}, "seccomp policy"},
 		{"RDT", func(a *api.ContainerAdjustment) { a.SetLinuxRDTClosID("gold") }, "RDT"},
 		{"out-of-range oom_score_adj", func(a *api.ContainerAdjustment) { a.SetLinuxOomScoreAdj(ptr(5000)) }, "outside"},
 	}

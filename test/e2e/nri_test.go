@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +18,6 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/test/e2e/framework"
-)
-
-var (
-	nriPluginOnce sync.Once
-	nriPluginBin  string
 )
 
 // nriEvent is one line the test plugin (test/e2e/nriplugin) records.
@@ -59,13 +53,10 @@ type nriPlugin struct {
 // synchronized with the daemon.
 func startNRIPlugin(t *testing.T, sock, name, mode, hostDir string) *nriPlugin {
 	t.Helper()
-	nriPluginOnce.Do(func() { nriPluginBin = framework.BuildCommand(t, "./test/e2e/nriplugin") })
-	if _, err := os.Stat(nriPluginBin); err != nil {
-		// Built into an earlier test's temp dir, now removed.
-		nriPluginBin = framework.BuildCommand(t, "./test/e2e/nriplugin")
-	}
+	// Built per test (the Go build cache makes it quick): t's temp dir holds it.
+	bin := framework.BuildCommand(t, "./test/e2e/nriplugin")
 	p := &nriPlugin{events: filepath.Join(t.TempDir(), name+".events"), done: make(chan struct{})}
-	p.cmd = exec.Command(nriPluginBin, "-socket", sock, "-name", name, "-events", p.events, "-mode", mode, "-host-dir", hostDir)
+	p.cmd = exec.Command(bin, "-socket", sock, "-name", name, "-events", p.events, "-mode", mode, "-host-dir", hostDir)
 	p.cmd.Stdout, p.cmd.Stderr = os.Stderr, os.Stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -79,7 +70,9 @@ func startNRIPlugin(t *testing.T, sock, name, mode, hostDir string) *nriPlugin {
 	return p
 }
 
-func isEvent(name string) func(nriEvent) bool { return func(e nriEvent) bool { return e.Event == name } }
+func isEvent(name string) func(nriEvent) bool {
+	return func(e nriEvent) bool { return e.Event == name }
+}
 
 func (p *nriPlugin) read(t *testing.T) []nriEvent {
 	t.Helper()
