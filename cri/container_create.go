@@ -54,11 +54,14 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	// the kubelet's retry gets this container instead of a half-made one.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
+	unblockNRI := s.opts.NRI.BlockSync()
 	c, err := s.createContainer(cctx, sb, cfg)
 	s.finishReservation(key, res, c, err)
+	unblockNRI()
 	if err != nil {
 		return nil, err
 	}
+	s.opts.NRI.PostCreateContainer(cctx, sb, c.nriView())
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: c.ID}, nil
 }
@@ -174,6 +177,16 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		return nil, err
 	}
 	clock.done("spec")
+	// Plugins adjust the spec before anything is made from it; the
+	// container is listed only once they have answered.
+	if err := s.opts.NRI.CreateContainer(ctx, sb, c.nriView(), spec.Spec, in.Host); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.opts.NRI.RemoveContainer(context.WithoutCancel(ctx), sb, c.nriView())
+		}
+	}()
 	c.CgroupsPath, c.User, c.StopSignal = spec.Spec.Linux.CgroupsPath, spec.User, spec.StopSignal
 	if err := spec.MakeDirs(); err != nil {
 		return nil, fmt.Errorf("create volume dirs of container %s: %w", id, err)

@@ -24,6 +24,11 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if st := c.State(); st != runtime.ContainerState_CONTAINER_CREATED {
 		return nil, fmt.Errorf("%w: container %s is %s, not created", errFailedPrecondition, c.ID, st)
 	}
+	pod := s.nriPod(c.PodID)
+	if err := s.opts.NRI.StartContainer(ctx, pod, c.nriView()); err != nil {
+		s.failStart(c, err)
+		return nil, err
+	}
 	started := time.Now()
 	clock := newStepClock("StartContainer", c.ID)
 	if err := s.opts.Runtime.Start(ctx, c.Handler, c.ID); err != nil {
@@ -42,6 +47,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		klog.ErrorS(err, "Save started container", "containerID", c.ID)
 	}
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
+	s.opts.NRI.PostStartContainer(ctx, pod, c.nriView())
 	// A process that exits at once may have done so before the state
 	// above was set; the exit watcher found it still "created".
 	s.refreshContainer(c)
@@ -69,6 +75,7 @@ func (s *Service) failStart(c *containerRecord, startErr error) {
 		klog.ErrorS(err, "Save failed container", "containerID", c.ID)
 	}
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	s.nriStopped(c)
 }
 
 // StopContainer implements runtime.RuntimeServiceServer. Stopping an
@@ -150,6 +157,7 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	s.containers.delete(c)
 	s.stats.forget(c.ID)
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
+	s.opts.NRI.RemoveContainer(ctx, s.nriPod(c.PodID), c.nriView())
 	klog.V(2).InfoS("Removed container", "containerID", c.ID)
 	return nil
 }

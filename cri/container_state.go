@@ -57,6 +57,7 @@ func (s *Service) refreshContainer(c *containerRecord) bool {
 		klog.ErrorS(err, "Save exited container", "containerID", c.ID)
 	}
 	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	s.nriStopped(c)
 	return true
 }
 

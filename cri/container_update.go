@@ -22,20 +22,34 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	if r == nil {
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
-	res, err := oci.Resources(r, *s.host())
-	if err != nil {
+	if _, err := oci.Resources(r, *s.host()); err != nil {
 		return nil, err
 	}
 	c.op.Lock()
 	defer c.op.Unlock()
-	s.refreshContainer(c)
-	switch c.State() {
-	case runtime.ContainerState_CONTAINER_CREATED, runtime.ContainerState_CONTAINER_RUNNING:
-	default:
-		return nil, fmt.Errorf("%w: container %s is not running", errFailedPrecondition, c.ID)
+	if err := s.updatable(c); err != nil {
+		return nil, err
+	}
+	pod := s.nriPod(c.PodID)
+	if r, err = s.opts.NRI.UpdateContainer(ctx, pod, c.nriView(), r); err != nil {
+		return nil, err
+	}
+	if err := s.setResources(ctx, c, r); err != nil {
+		return nil, err
+	}
+	s.opts.NRI.PostUpdateContainer(ctx, pod, c.nriView())
+	return &runtime.UpdateContainerResourcesResponse{}, nil
+}
+
+// setResources sets the live cgroup limits of c and records them; the
+// caller holds c.op.
+func (s *Service) setResources(ctx context.Context, c *containerRecord, r *runtime.LinuxContainerResources) error {
+	res, err := oci.Resources(r, *s.host())
+	if err != nil {
+		return err
 	}
 	if err := s.opts.Runtime.UpdateResources(ctx, c.Handler, c.ID, res); err != nil {
-		return nil, fmt.Errorf("update resources of container %s: %w", c.ID, err)
+		return fmt.Errorf("update resources of container %s: %w", c.ID, err)
 	}
 	c.mu.Lock()
 	// oom_score_adj is fixed at creation; keep reporting the one in force.
@@ -46,7 +60,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	if err := s.saveContainer(c); err != nil {
 		klog.ErrorS(err, "Save updated container", "containerID", c.ID)
 	}
-	return &runtime.UpdateContainerResourcesResponse{}, nil
+	return nil
 }
 
 // ReopenContainerLog implements runtime.RuntimeServiceServer: conmon

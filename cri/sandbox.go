@@ -16,7 +16,10 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		!s.opts.Runtime.Features(ctx, req.GetRuntimeHandler()).UserNamespaces {
 		return nil, fmt.Errorf("%w: runtime handler %q does not support user namespaces on this host (see Status runtime_handlers)", errInvalidArgument, req.GetRuntimeHandler())
 	}
+	// The NRI RunPodSandbox hook runs inside Run, before the pod is listed.
+	unblockNRI := s.opts.NRI.BlockSync()
 	sb, err := s.opts.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
+	unblockNRI()
 	if err != nil {
 		return nil, err
 	}
@@ -30,12 +33,14 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 	if id == "" {
 		return nil, fmt.Errorf("%w: pod sandbox ID is required", errInvalidArgument)
 	}
-	if _, err := s.opts.Sandboxes.Get(id); errors.Is(err, sandbox.ErrNotFound) {
+	sb, err := s.opts.Sandboxes.Get(id)
+	if errors.Is(err, sandbox.ErrNotFound) {
 		return &runtime.StopPodSandboxResponse{}, nil
 	}
 	if err := s.stopPodContainers(ctx, id); err != nil {
 		return nil, fmt.Errorf("stop containers of pod %s: %w", id, err)
 	}
+	s.nriStopPod(ctx, sb)
 	if err := s.opts.Sandboxes.Stop(ctx, id); err != nil {
 		return nil, err
 	}
@@ -49,15 +54,18 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 	if id == "" {
 		return nil, fmt.Errorf("%w: pod sandbox ID is required", errInvalidArgument)
 	}
-	if _, err := s.opts.Sandboxes.Get(id); errors.Is(err, sandbox.ErrNotFound) {
+	sb, err := s.opts.Sandboxes.Get(id)
+	if errors.Is(err, sandbox.ErrNotFound) {
 		return &runtime.RemovePodSandboxResponse{}, nil
 	}
 	if err := s.removePodContainers(ctx, id); err != nil {
 		return nil, fmt.Errorf("remove containers of pod %s: %w", id, err)
 	}
+	s.nriStopPod(ctx, sb)
 	if err := s.opts.Sandboxes.Remove(ctx, id); err != nil {
 		return nil, fmt.Errorf("remove pod %s: %w", id, err)
 	}
+	s.opts.NRI.RemovePodSandbox(ctx, sb)
 	return &runtime.RemovePodSandboxResponse{}, nil
 }
 

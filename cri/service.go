@@ -12,6 +12,7 @@ import (
 
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/nri"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/podmetrics"
 	"github.com/criserver/criserver/sandbox"
@@ -45,6 +46,8 @@ type Options struct {
 	// PodMetrics are the metric families ListPodSandboxMetrics serves;
 	// the stats refresher collects what they need and nothing more.
 	PodMetrics podmetrics.Families
+	// NRI shows pods and containers to NRI plugins (nil: no plugins).
+	NRI *nri.Host
 }
 
 // Service implements runtime.RuntimeServiceServer and

@@ -11,13 +11,9 @@ import (
 // setResources maps the CRI resources onto the spec. oom_score_adj below
 // what this daemon may set is clamped (and logged) rather than failed.
 func setResources(s *specs.Spec, r *runtime.LinuxContainerResources, host *HostInfo) error {
-	adj := int(r.GetOomScoreAdj())
-	if adj < -1000 || adj > 1000 {
-		return invalidf("oom_score_adj %d is outside [-1000, 1000]", r.GetOomScoreAdj())
-	}
-	if adj < host.OOMScoreAdjMin {
-		klog.V(2).InfoS("Clamping oom_score_adj to what the host allows", "requested", adj, "used", host.OOMScoreAdjMin)
-		adj = host.OOMScoreAdjMin
+	adj, err := OOMScoreAdj(int(r.GetOomScoreAdj()), host)
+	if err != nil {
+		return err
 	}
 	s.Process.OOMScoreAdj = &adj
 	res, err := Resources(r, *host)
@@ -27,6 +23,19 @@ func setResources(s *specs.Spec, r *runtime.LinuxContainerResources, host *HostI
 	res.Devices = s.Linux.Resources.Devices
 	s.Linux.Resources = res
 	return nil
+}
+
+// OOMScoreAdj checks an oom_score_adj and clamps it to the lowest value
+// the host lets this daemon give (HostInfo.OOMScoreAdjMin).
+func OOMScoreAdj(adj int, host *HostInfo) (int, error) {
+	if adj < -1000 || adj > 1000 {
+		return 0, invalidf("oom_score_adj %d is outside [-1000, 1000]", adj)
+	}
+	if adj < host.OOMScoreAdjMin {
+		klog.V(2).InfoS("Clamping oom_score_adj to what the host allows", "requested", adj, "used", host.OOMScoreAdjMin)
+		adj = host.OOMScoreAdjMin
+	}
+	return adj, nil
 }
 
 // Resources converts CRI container resources into their OCI form: for the

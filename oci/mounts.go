@@ -202,8 +202,14 @@ func criMounts(s *specs.Spec, mounts []*runtime.Mount, support mountSupport, ima
 		seen[cm.Destination] = true
 		out = append(out, cm)
 	}
-	sort.SliceStable(out, func(i, j int) bool { return depth(out[i].Destination) < depth(out[j].Destination) })
+	SortMounts(out)
 	return out, nil
+}
+
+// SortMounts orders mounts parents first (by path depth, otherwise keeping
+// their order), so that no mount hides one made before it.
+func SortMounts(ms []specs.Mount) {
+	sort.SliceStable(ms, func(i, j int) bool { return depth(ms[i].Destination) < depth(ms[j].Destination) })
 }
 
 func depth(p string) int {

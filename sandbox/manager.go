@@ -42,6 +42,10 @@ type Options struct {
 	ShmSize int64
 	// HostResolvConf and HostHosts are the host's files ("" = /etc/...).
 	HostResolvConf, HostHosts string
+	// BeforeListed, when set, runs once a pod is made and before anyone
+	// can see it (NRI's RunPodSandbox); an error undoes the pod and fails
+	// Run.
+	BeforeListed func(context.Context, *Sandbox) error
 }
 
 // Manager runs the pod sandboxes of one daemon and keeps their index.

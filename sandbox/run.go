@@ -111,7 +111,11 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 		os.RemoveAll(m.podDir(id))
 		return nil, err
 	}
-	if err := m.setup(ctx, sb); err != nil {
+	err := m.setup(ctx, sb)
+	if err == nil && m.opts.BeforeListed != nil {
+		err = m.opts.BeforeListed(ctx, sb.clone())
+	}
+	if err != nil {
 		if terr := m.teardown(ctx, sb, true); terr != nil {
 			klog.ErrorS(terr, "Cleaning up after a failed RunPodSandbox", "pod", id)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/nri"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/podmetrics"
 	"github.com/criserver/criserver/sandbox"
@@ -45,6 +46,7 @@ type Config struct {
 	Stream  streaming.Config  `toml:"stream"`
 	Sandbox sandbox.Config    `toml:"sandbox"`
 	Stats   podmetrics.Config `toml:"stats"`
+	NRI     nri.Config        `toml:"nri"`
 }
 
 func defaultConfig() Config {
@@ -60,6 +62,7 @@ func defaultConfig() Config {
 		Stream:          streaming.DefaultConfig(),
 		Sandbox:         sandbox.DefaultConfig(),
 		Stats:           podmetrics.DefaultConfig(),
+		NRI:             nri.DefaultConfig(),
 	}
 }
 
@@ -86,6 +89,7 @@ func (c *Config) validate() error {
 		{"stream", c.Stream.Validate()},
 		{"sandbox", c.Sandbox.Validate()},
 		{"stats", c.Stats.Validate()},
+		{"nri", c.NRI.Validate()},
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/cri"
 	"github.com/criserver/criserver/imagestore"
+	"github.com/criserver/criserver/nri"
 	"github.com/criserver/criserver/oci"
 	"github.com/criserver/criserver/sandbox"
 	"github.com/criserver/criserver/streaming"
@@ -23,6 +24,10 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("set up CNI: %w", err)
 	}
+	plugins, err := nri.New(cfg.NRI, version)
+	if err != nil {
+		return nil, nil, err
+	}
 	sandboxes, err := sandbox.New(ctx, sandbox.Options{
 		Root:         cfg.Root,
 		State:        cfg.State,
@@ -31,6 +36,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		HasHandler:   cfg.Runtime.HasHandler,
 		ShmSize:      cfg.Sandbox.ShmSize,
 		InfraBinary:  cfg.Sandbox.InfraBinary,
+		BeforeListed: plugins.RunPodSandbox,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("load pod sandboxes: %w", err)
@@ -60,6 +66,7 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		Root:         cfg.Root,
 		Streaming:    stream,
 		PodMetrics:   cfg.Stats.Families(),
+		NRI:          plugins,
 	})
 	stopStream := func() {
 		if err := stream.Stop(); err != nil {
@@ -77,7 +84,14 @@ func newService(ctx context.Context, cfg Config) (*cri.Service, func(), error) {
 		stopStream()
 		return nil, nil, fmt.Errorf("load containers: %w", err)
 	}
+	// Plugins synchronize with the pods and containers just loaded.
+	if err := plugins.Start(svc.NRIRuntime()); err != nil {
+		stopWatch()
+		stopStream()
+		return nil, nil, err
+	}
 	return svc, func() {
+		plugins.Stop()
 		stopStream()
 		stopWatch()
 		// Leave no removed layer for the next start to delete.

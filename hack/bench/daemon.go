@@ -26,6 +26,7 @@ type daemon struct {
 	socket   string
 	dir      string   // everything the harness made for it lives here
 	proc     *process // nil when the harness did not start it
+	plugin   *process // the NRI plugin connected to it (-nri-plugin), or nil
 	bridge   string   // CNI bridge the harness configured, removed at the end
 	network  string   // name of that CNI network, which tags its NAT rules
 	pidCache int
@@ -205,6 +206,9 @@ func (d *daemon) stop() {
 	}
 	if d.rawConn != nil {
 		d.rawConn.Close()
+	}
+	if d.plugin != nil {
+		d.plugin.Stop(5 * time.Second)
 	}
 	if d.proc != nil {
 		d.proc.Stop(30 * time.Second)

@@ -36,6 +36,7 @@ type options struct {
 	criserverBin      string
 	criserverFlags    stringList
 	criserverHandler  string
+	nriPlugin         string
 	pauseSrc          string
 	runtimes          stringList
 	criserverSock     string
@@ -80,6 +81,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.criserverBin, "criserver-bin", "bin/criserver", "criserver binary to start")
 	fs.Var(&o.criserverFlags, "criserver-flag", "extra criserver flag; repeatable")
 	fs.StringVar(&o.criserverHandler, "criserver-handler", "", "criserver's default runtime handler (runc or crun; empty: the daemon's choice, crun where it runs)")
+	fs.StringVar(&o.nriPlugin, "nri-plugin", "", "NRI plugin binary: criserver runs with NRI on and this plugin, started as <binary> -socket <path>, connected")
 	fs.StringVar(&o.pauseSrc, "pause-src", "hack/images/pause.c", "source of containerd's pause process")
 	fs.Var(&o.runtimes, "runtimes", "runtimes to drive (default criserver,containerd)")
 	fs.StringVar(&o.criserverSock, "criserver-endpoint", "", "socket of a running criserver to drive instead of starting one")
@@ -297,7 +299,7 @@ func setUp(ctx context.Context, opts options, name string, reg *registry, images
 			return nil, err
 		}
 		// -v=4 logs the time of each program the daemon runs: the floor.
-		return startCriserver(ctx, dir, bin, opts.criserverHandler, opts.callTimeout, append([]string{"-v=4"}, opts.criserverFlags...))
+		return startCriserver(ctx, dir, bin, opts.criserverHandler, opts.callTimeout, append([]string{"-v=4"}, opts.criserverFlags...), opts.nriPlugin)
 	}
 }
 

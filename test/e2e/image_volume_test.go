@@ -145,13 +145,11 @@ func regexpMountRO(procMounts, dst string) bool {
 // waitLog waits until the container's log has a line holding want.
 func waitLog(t *testing.T, e *ctrEnv, name, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(filepath.Join(e.podCf.LogDirectory, name, "0.log"))
-		if strings.Contains(string(b), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log of %s has no %q:\n%s", name, want, b)
-		}
+	var b []byte
+	if !framework.Poll(30*time.Second, func() bool {
+		b, _ = os.ReadFile(filepath.Join(e.podCf.LogDirectory, name, "0.log"))
+		return strings.Contains(string(b), want)
+	}) {
+		t.Fatalf("log of %s has no %q:\n%s", name, want, b)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // buildTags match the Makefile's, plus fault injection for crash tests.
@@ -81,4 +82,22 @@ func ModuleRoot() (string, error) {
 		return "", fmt.Errorf("not inside the criserver module")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// BuildCommand builds the main package pkg of this module (a path such as
+// ./test/e2e/nriplugin) into a temporary directory of t.
+func BuildCommand(t testing.TB, pkg string) string {
+	t.Helper()
+	root, err := ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	}
+	return out
 }
