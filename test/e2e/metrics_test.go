@@ -139,10 +139,8 @@ func TestPodSandboxMetrics(t *testing.T) {
 	conn.Close()
 
 	// Wait out the busy loop, then for a sample taken after it.
-	for deadline := time.Now().Add(90 * time.Second); !slices.Contains(e.logLines(t, "metered"), "stdout F done"); time.Sleep(500 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the busy loop did not end")
-		}
+	if !framework.Poll(90*time.Second, func() bool { return slices.Contains(e.logLines(t, "metered"), "stdout F done") }) {
+		t.Fatal("the busy loop did not end")
 	}
 	settled := time.Now()
 
@@ -159,7 +157,7 @@ func TestPodSandboxMetrics(t *testing.T) {
 	}
 
 	var set metricSet
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(time.Second) {
+	if !framework.Poll(20*time.Second, func() bool {
 		resp, err := e.d.Runtime.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
 		if err != nil {
 			t.Fatal(err)
@@ -168,12 +166,9 @@ func TestPodSandboxMetrics(t *testing.T) {
 			t.Fatalf("metrics of %d pods, want only %s: %v", len(resp.PodMetrics), e.pod, resp.PodMetrics)
 		}
 		set = indexMetrics(t, descs, resp.PodMetrics[0], id)
-		if set.oldest.After(settled) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no sample newer than %v (oldest %v)", settled, set.oldest)
-		}
+		return set.oldest.After(settled)
+	}) {
+		t.Fatalf("no sample newer than %v (oldest %v)", settled, set.oldest)
 	}
 
 	value := func(m map[string]*runtime.Metric, key string) uint64 {

@@ -98,17 +98,11 @@ func (p *nriPlugin) read(t *testing.T) []nriEvent {
 
 func (p *nriPlugin) waitFor(t *testing.T, what string, ok func([]nriEvent) bool) []nriEvent {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		ev := p.read(t)
-		if ok(ev) {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("NRI plugin did not record %s; events: %+v", what, ev)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var ev []nriEvent
+	if !framework.Poll(20*time.Second, func() bool { ev = p.read(t); return ok(ev) }) {
+		t.Fatalf("NRI plugin did not record %s; events: %+v", what, ev)
 	}
+	return ev
 }
 
 // podEvents are the names of the events about pod, in order.

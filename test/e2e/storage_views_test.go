@@ -205,14 +205,10 @@ exec sleep 3600`)
 		"A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf", `A /odd\nname`, "A /sparse",
 	}
 	var got []string
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	framework.Poll(30*time.Second, func() bool {
 		got = strings.Split(strings.TrimSpace(mustCriserver(t, "diff", "--config", e.d.ConfigPath, id[:12])), "\n")
-		if slices.Contains(got, "A /done") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return slices.Contains(got, "A /done")
+	})
 	if !slices.Equal(got, want) {
 		t.Fatalf("criserver diff of a running container:\n got %q\nwant %q", got, want)
 	}
@@ -315,7 +311,7 @@ exec sleep 3600`)
 func waitWritableInfo(t *testing.T, e *ctrEnv, id string, want int64) {
 	t.Helper()
 	var last string
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+	if framework.Poll(20*time.Second, func() bool {
 		resp, err := e.d.Runtime.ContainerStatus(framework.Ctx(t), &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
 		if err != nil {
 			t.Fatal(err)
@@ -327,9 +323,9 @@ func waitWritableInfo(t *testing.T, e *ctrEnv, id string, want int64) {
 		if err := json.Unmarshal([]byte(last), &info); err != nil {
 			t.Fatal(err)
 		}
-		if info.WritableLayer != nil && info.WritableLayer.UsedBytes == want && info.WritableLayer.InodesUsed > 0 {
-			return
-		}
+		return info.WritableLayer != nil && info.WritableLayer.UsedBytes == want && info.WritableLayer.InodesUsed > 0
+	}) {
+		return
 	}
 	t.Errorf("verbose ContainerStatus never showed the writable layer at %d bytes; last info %s", want, last)
 }
@@ -371,12 +367,10 @@ func TestStorageViewsAt20Containers(t *testing.T) {
 	for i, id := range ids {
 		want := []string{fmt.Sprintf("A /data-w%02d", i), "A /done", "C /etc", "D /etc/group", "A /etc/hostname", "A /etc/hosts", "A /etc/resolv.conf"}
 		var got []string
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		framework.Poll(30*time.Second, func() bool {
 			got = strings.Split(strings.TrimSpace(mustCriserver(t, "diff", "--root", e.d.Root, id)), "\n")
-			if slices.Contains(got, "A /done") {
-				break
-			}
-		}
+			return slices.Contains(got, "A /done")
+		})
 		if !slices.Equal(got, want) {
 			t.Errorf("diff of container %d:\n got %q\nwant %q", i, got, want)
 		}
