@@ -182,6 +182,7 @@ func (h kubeletHost) restore(t *testing.T) {
 		}
 	}
 }
+
 // nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
 // builds e2e_node.test, the kubelet and agnhost into (once per version).
 func nodeE2EBinaries(t *testing.T) string {
@@ -294,8 +295,9 @@ func perlImage(t *testing.T, b *critestBuilder) *framework.Image {
 	return img
 }
 
-// agnhostImage is test/images/agnhost: busybox plus the agnhost binary
-// built from the Kubernetes module and the porter's test certificate, its
+// agnhostImage is test/images/agnhost: busybox and Debian's curl, plus the
+// agnhost binary built from the Kubernetes module and the porter's test
+// certificate, its
 // user and group 1000/50000, and /agnhost pause as the default command.
 func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Image {
 	return func(t *testing.T, b *critestBuilder) *framework.Image {
@@ -308,6 +310,8 @@ func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Imag
 			files[f] = data
 		}
 		img := busybox(t, b)
+		// Hooks and probes of the specs run curl in it.
+		img.AddLayer(b.commandsLayer(t, []string{"curl"}, "usr/bin/curl")...)
 		img.AddLayer(
 			framework.Entry{Name: "agnhost", Type: tar.TypeReg, Mode: 0o755, Body: files["agnhost"]},
 			framework.Entry{Name: "localhost.crt", Type: tar.TypeReg, Mode: 0o644, Body: files["localhost.crt"]},
