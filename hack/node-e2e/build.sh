@@ -38,4 +38,9 @@ build() {
 build e2e_node.test k8s.io/kubernetes/test/e2e_node test -c
 build kubelet k8s.io/kubernetes/cmd/kubelet build
 build agnhost k8s.io/kubernetes/test/images/agnhost build
+# The agnhost image serves HTTPS with the porter's test certificate.
+src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
+for f in localhost.crt localhost.key; do
+	[[ -f $dir/$f ]] || install -m 0644 "$src/$f" "$dir/$f"
+done
 echo "$dir"

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -97,14 +98,14 @@ func pushCritestImages(t *testing.T, reg *framework.Registry, cache string) {
 
 // busyboxExtras are the commands specs run that Debian's busybox build
 // leaves out, taken from the Debian packages that have them.
-var busyboxExtras = map[string]bool{"usr/bin/pgrep": true, "usr/bin/pkill": true, "usr/bin/ipcs": true}
+var busyboxExtras = []string{"usr/bin/pgrep", "usr/bin/pkill", "usr/bin/ipcs"}
 
 // busybox is the default image: Debian's dynamically linked busybox, whose
 // shell runs applets through PATH like upstream's (busybox-static's runs
 // them in-process, so a masked /bin/ls would still run), with hard-linked
 // applets, plus busyboxExtras and the libraries of all of them.
 func busybox(t *testing.T, b *critestBuilder) *framework.Image {
-	root := b.debianRoot(t, "busybox", "procps", "util-linux")
+	root := b.debianRoot(t, "busybox")
 	bin, err := os.ReadFile(filepath.Join(root, "bin", "busybox"))
 	if err != nil {
 		t.Fatal(err)
@@ -114,19 +115,28 @@ func busybox(t *testing.T, b *critestBuilder) *framework.Image {
 	if err != nil {
 		t.Fatalf("busybox --list: %v", err)
 	}
-	entries, err := framework.DirEntries(root)
+	img := framework.BusyboxImageOf(bin, strings.Fields(string(list)), true)
+	img.AddLayer(b.commandsLayer(t, []string{"busybox", "procps", "util-linux"}, busyboxExtras...)...)
+	return img
+}
+
+// commandsLayer is the given files of Debian packages pkgs (paths in the
+// packages, such as usr/bin/curl) with every shared library the packages
+// need, and the directories that hold them.
+func (b *critestBuilder) commandsLayer(t *testing.T, pkgs []string, files ...string) []framework.Entry {
+	t.Helper()
+	entries, err := framework.DirEntries(b.debianRoot(t, pkgs...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep := entries[:0]
 	for _, e := range entries {
-		if (e.Type == tar.TypeDir && e.Name != "bin") || busyboxExtras[e.Name] || isLibrary(e.Name) {
+		// bin is a directory of links in the images that use this.
+		if (e.Type == tar.TypeDir && e.Name != "bin") || slices.Contains(files, e.Name) || isLibrary(e.Name) {
 			keep = append(keep, e)
 		}
 	}
-	img := framework.BusyboxImageOf(bin, strings.Fields(string(list)), true)
-	img.AddLayer(keep...)
-	return img
+	return keep
 }
 
 func isLibrary(name string) bool {
