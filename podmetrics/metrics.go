@@ -152,10 +152,14 @@ func cpuStat(get func(c *cgroups.CPUStats) uint64) func(in *Input) []value {
 }
 
 // cfsStat is a CFS figure, which cAdvisor reports only for a cgroup with a
-// CPU quota: without one no enforcement period ever elapses.
+// CPU quota. The quota is known when the spec family is read; otherwise an
+// elapsed enforcement period shows it, since none elapses without one. A
+// container started a moment ago has a quota but no period yet: its
+// figures are 0, not missing.
 func cfsStat(get func(c *cgroups.CPUStats) uint64) func(in *Input) []value {
 	return fromStats(func(st *cgroups.Stats) (uint64, bool) {
-		if st.CPU == nil || st.CPU.Periods == 0 {
+		quota := st.Spec != nil && st.Spec.CPUQuota > 0
+		if st.CPU == nil || st.CPU.Periods == 0 && !quota {
 			return 0, false
 		}
 		return get(st.CPU), true

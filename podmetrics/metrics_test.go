@@ -279,6 +279,23 @@ func TestMetricsMatchDescriptors(t *testing.T) {
 	}
 }
 
+func TestCFSFiguresOfAQuotaBeforeItsFirstPeriod(t *testing.T) {
+	in := fullInput(time.Now())
+	in.Stats.CPU.Periods, in.Stats.CPU.ThrottledPeriods, in.Stats.CPU.ThrottledNanos = 0, 0, 0
+	var got []string
+	for _, m := range (CPU | Spec).Metrics(in) {
+		if strings.HasPrefix(m.Name, "container_cpu_cfs_") {
+			got = append(got, m.Name)
+			if m.Value.GetValue() != 0 {
+				t.Errorf("%s = %d before any period, want 0", m.Name, m.Value.GetValue())
+			}
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("CFS series of a container with a quota and no period yet: %v, want all 3", got)
+	}
+}
+
 func TestMetricsLeaveOutWhatIsNotThere(t *testing.T) {
 	now := time.Now()
 	tests := []struct {
@@ -287,7 +304,7 @@ func TestMetricsLeaveOutWhatIsNotThere(t *testing.T) {
 		change func(in *Input)
 		absent []string
 	}{
-		{"no quota, no CFS figures", CPU, func(in *Input) { in.Stats.CPU.Periods = 0 },
+		{"no quota, no CFS figures", CPU | Spec, func(in *Input) { in.Stats.CPU.Periods, in.Stats.Spec.CPUQuota = 0, 0 },
 			[]string{"container_cpu_cfs_periods_total", "container_cpu_cfs_throttled_seconds_total"}},
 		{"no quota, no spec quota", Spec, func(in *Input) { in.Stats.Spec.CPUQuota = 0 }, []string{"container_spec_cpu_quota"}},
 		{"no PSI", Pressure, func(in *Input) { in.Stats.Pressure = nil }, []string{"container_pressure_cpu_waiting_seconds_total"}},
