@@ -43,6 +43,7 @@ func TestKubeletStandaloneUserNamespacesImageVolume(t *testing.T) {
 	ids := newIDSet(d)
 	kubeletWarmUp(t, d, busyboxRef, volRef, ids)
 	before := e.snapshot(t, ids)
+	files := listTree(d.Root, d.State)
 
 	k := startKubelet(t, kubelet, d, map[string]string{
 		"userns.yaml": fmt.Sprintf(usernsPodManifest, busyboxRef),
@@ -67,7 +68,9 @@ func TestKubeletStandaloneUserNamespacesImageVolume(t *testing.T) {
 	k.stop(t)
 	removeAllSandboxes(t, d)
 	removeAllImages(t, d)
-	e.checkNoGrowth(t, ids, before)
+	if after := e.checkNoGrowth(t, ids, before); after.Files != before.Files {
+		logNewFiles(t, d, files)
+	}
 	k.restore(t)
 }
 
@@ -141,12 +144,16 @@ func kubeletWarmUp(t *testing.T, d *framework.Daemon, busyboxRef, volRef string,
 		t.Fatalf("warm-up RunPodSandbox: %v", err)
 	}
 	ids.add(resp.PodSandboxId)
-	cfg := framework.ContainerConfig(busyboxRef, "warm", "cat /vol/data/hello")
+	cfg := framework.ContainerConfig(busyboxRef, "warm", "exec sleep 3600")
 	cfg.Mounts = []*runtime.Mount{imageMount("/vol", volRef, "")}
 	ctr, err := d.CreateStart(ctx, resp.PodSandboxId, cf, cfg)
 	ids.add(ctr)
 	if err != nil {
 		t.Fatalf("warm-up: %v", err)
+	}
+	// The test execs in the kubelet's container later.
+	if r, err := d.Runtime.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"cat", "/vol/data/hello"}, Timeout: 10}); err != nil || r.ExitCode != 0 {
+		t.Fatalf("warm-up exec: %v code %d %q", err, r.GetExitCode(), r.GetStderr())
 	}
 	if err := removePodContainer(t, d, resp.PodSandboxId, ctr); err != nil {
 		t.Fatalf("warm-up: %v", err)
