@@ -415,7 +415,8 @@ func startKubelet(t *testing.T, bin string, d *framework.Daemon, manifests map[s
 // the kubelet's own cgroups (kubepods) off the host: the pods go where
 // the daemon puts pods without a cgroup parent. Eviction and image garbage
 // collection are off: on a shared machine's disk they would remove what
-// the test looks at.
+// the test looks at. makeIPTablesUtilChains off: the kubelet leaves the
+// host's iptables alone (its canary chains would outlive it).
 func (k *runningKubelet) config(d *framework.Daemon, healthzPort int) string {
 	endpoint := "unix://" + d.Socket
 	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
@@ -450,6 +451,7 @@ authorization:
 evictionHard: {}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
+makeIPTablesUtilChains: false
 `, endpoint, k.manifests, k.logsDir, k.api.port, healthzPort, k.api.serverCert, k.api.serverKey, k.api.caFile)
 }
 
