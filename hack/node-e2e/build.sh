@@ -3,7 +3,8 @@
 # kubelet and agnhost (the test image program) at the Kubernetes version this
 # module pins, once: they are cached under $CACHE/kubernetes-<version>/ and
 # a re-run with the same version only prints that directory. Cold, this
-# takes about 20 minutes on 2 cores.
+# takes about 20 minutes on 2 cores. Arguments name the binaries to build
+# (e.g. `build.sh kubelet`); none builds all three.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="/usr/local/go/bin:$PATH"
@@ -26,6 +27,7 @@ build() {
 	local name=$1 pkg=$2
 	shift 2
 	[[ -x $dir/$name ]] && return 0
+	[[ ${#want[@]} -eq 0 || " ${want[*]} " == *" $name "* ]] || return 0
 	local tmp
 	tmp=$(mktemp "$dir/.$name.XXXXXX")
 	if ! CGO_ENABLED=0 nice -n 15 go "$@" -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg" >&2; then
@@ -35,6 +37,7 @@ build() {
 	mv "$tmp" "$dir/$name"
 }
 
+want=("$@")
 build e2e_node.test k8s.io/kubernetes/test/e2e_node test -c
 build kubelet k8s.io/kubernetes/cmd/kubelet build
 build agnhost k8s.io/kubernetes/test/images/agnhost build

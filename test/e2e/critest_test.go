@@ -108,11 +108,7 @@ func TestCritest(t *testing.T) {
 	// pulled, then every count the daemon holds must be back.
 	removeAllImages(t, e.d)
 	if after := e.checkNoGrowth(t, ids, before); after.Files != before.Files {
-		for _, f := range listTree(e.d.Root, e.d.State) {
-			if !slices.Contains(files, f) {
-				t.Logf("new since critest started: %s", f)
-			}
-		}
+		logNewFiles(t, e.d, files)
 	}
 	if after := bridgePorts(t); after != bridged {
 		t.Errorf("veths on the pod bridge: %d before, %d after", bridged, after)
@@ -134,6 +130,17 @@ func warmUp(t *testing.T, d *framework.Daemon, ids *idSet) {
 		t.Fatalf("warm-up: %v", err)
 	}
 	removeAllImages(t, d)
+}
+
+// logNewFiles logs the paths under d's root and state that are not in
+// files (an earlier listTree).
+func logNewFiles(t *testing.T, d *framework.Daemon, files []string) {
+	t.Helper()
+	for _, f := range listTree(d.Root, d.State) {
+		if !slices.Contains(files, f) {
+			t.Logf("new since the first count: %s", f)
+		}
+	}
 }
 
 // listTree lists the paths below dirs.

@@ -60,7 +60,7 @@ func TestNodeE2E(t *testing.T) {
 	}
 	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf))
 
-	host := kubeletHostState(t)
+	host := kubeletHostState(t, kubeletRoot)
 	work := t.TempDir()
 	if err := writeKubeletDropIn(work); err != nil {
 		t.Fatal(err)
@@ -125,29 +125,33 @@ func TestNodeE2E(t *testing.T) {
 // kubeletRoot is the framework's kubelet root directory.
 const kubeletRoot = "/var/lib/kubelet"
 
-// kubeletHost is what the host had of the kubelet's before the run.
-type kubeletHost struct{ rootExisted, rootMounted bool }
+// kubeletHost is what the host had of a kubelet root directory before the
+// run.
+type kubeletHost struct {
+	root                     string
+	rootExisted, rootMounted bool
+}
 
-func kubeletHostState(t *testing.T) kubeletHost {
+func kubeletHostState(t *testing.T, root string) kubeletHost {
 	t.Helper()
-	var h kubeletHost
-	if _, err := os.Stat(kubeletRoot); err == nil {
+	h := kubeletHost{root: root}
+	if _, err := os.Stat(root); err == nil {
 		h.rootExisted = true
 	}
-	mounts, err := framework.MountsUnder(kubeletRoot)
+	mounts, err := framework.MountsUnder(root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range mounts {
-		if m != kubeletRoot {
-			t.Fatalf("%s has mounts before the run (%v): another kubelet is using it", kubeletRoot, mounts)
+		if m != root {
+			t.Fatalf("%s has mounts before the run (%v): another kubelet is using it", root, mounts)
 		}
 		h.rootMounted = true
 	}
 	return h
 }
 
-// restore checks that the framework stopped its kubelet and that no pod
+// restore checks that the kubelet has stopped and that no pod
 // volume is left mounted (the daemon's cleanup checks the rest), then undoes
 // what the kubelet does to its root directory by design: a bind mount of
 // it on itself, and the directory. Runs hold the e2e lock: no other kubelet
@@ -158,27 +162,27 @@ func (h kubeletHost) restore(t *testing.T) {
 		t.Errorf("kubelet still running: pids %v", pids)
 		return
 	}
-	mounts, err := framework.MountsUnder(kubeletRoot)
+	mounts, err := framework.MountsUnder(h.root)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rootMounted := false
 	for _, m := range mounts {
-		if m != kubeletRoot {
-			t.Errorf("mount left under %s: %s", kubeletRoot, m)
+		if m != h.root {
+			t.Errorf("mount left under %s: %s", h.root, m)
 			return
 		}
 		rootMounted = true
 	}
 	if rootMounted && !h.rootMounted {
-		if err := syscall.Unmount(kubeletRoot, syscall.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", kubeletRoot, err)
+		if err := syscall.Unmount(h.root, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", h.root, err)
 			return
 		}
 	}
 	if !h.rootExisted {
-		if err := os.RemoveAll(kubeletRoot); err != nil {
-			t.Errorf("remove %s: %v", kubeletRoot, err)
+		if err := os.RemoveAll(h.root); err != nil {
+			t.Errorf("remove %s: %v", h.root, err)
 		}
 	}
 }
