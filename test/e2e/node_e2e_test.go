@@ -184,6 +184,7 @@ func (h kubeletHost) restore(t *testing.T) {
 		}
 	}
 }
+
 // nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
 // builds e2e_node.test, the kubelet and agnhost into (once per version).
 func nodeE2EBinaries(t *testing.T) string {
