@@ -30,8 +30,7 @@ func zombie(pid int) bool {
 // infra process then makes the namespaces) or a container with an image
 // volume leaves, after a restart, nothing of them behind.
 func TestCrashUserNamespaceAndImageVolume(t *testing.T) {
-	e := newCtrEnv(t)
-	requireUserNamespaces(t, e.d)
+	e := newUsernsEnv(t)
 	ref, _ := e.pushVolumeImage(t)
 	newPod := func(t *testing.T, e *ctrEnv) (string, string) { return "", "" }
 	usernsPodCall := func(pid runtime.NamespaceMode) func(e *ctrEnv, _, _ string) error {

@@ -17,6 +17,17 @@ import (
 // usernsHostID is the host ID of root in the test pods' user namespace.
 const usernsHostID = 200000
 
+// newUsernsEnv is a ctrEnv whose default handler is runc: user-namespaced
+// pods need a runtime that reports them, and Debian 12's crun 1.8.1, the
+// default where it is installed, reports no features. It skips (or fails
+// under CRISERVER_E2E_REQUIRED) when runc does not report them either.
+func newUsernsEnv(t *testing.T) *ctrEnv {
+	t.Helper()
+	e := newCtrEnv(t, framework.WithConfig("[runtime]\ndefault_handler = \"runc\"\n"))
+	requireUserNamespaces(t, e.d)
+	return e
+}
+
 // requireUserNamespaces skips (or fails under CRISERVER_E2E_REQUIRED)
 // unless the daemon's default handler reports user namespace support.
 func requireUserNamespaces(t *testing.T, d *framework.Daemon) {
@@ -60,8 +71,7 @@ func (e *ctrEnv) runUsernsPod(t *testing.T, name string, network runtime.Namespa
 // what its root may not write, procMount Unmasked, a daemon restart, and
 // nothing left after removal.
 func TestUserNamespacePod(t *testing.T) {
-	e := newCtrEnv(t)
-	requireUserNamespaces(t, e.d)
+	e := newUsernsEnv(t)
 	ctx := framework.Ctx(t)
 	ref, _ := e.pushVolumeImage(t)
 	p := e.runUsernsPod(t, "userns", runtime.NamespaceMode_POD)
@@ -170,8 +180,7 @@ echo DONE; exec sleep 600`)
 // network (Status: user_namespaces_host_network) sees the host's
 // interfaces and its /sys.
 func TestUserNamespaceHostNetwork(t *testing.T) {
-	e := newCtrEnv(t)
-	requireUserNamespaces(t, e.d)
+	e := newUsernsEnv(t)
 	p := e.runUsernsPod(t, "usernshost", runtime.NamespaceMode_NODE)
 	id := p.run(t, p.config("main", `cat /proc/self/uid_map; ls /sys/class/net | grep -qx lo && echo SYS-OK; ip link show lo >/dev/null && echo LO-OK`))
 	if st := p.waitExit(t, id, 30*time.Second); st.ExitCode != 0 {
