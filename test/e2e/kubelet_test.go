@@ -39,7 +39,7 @@ func TestKubeletStandaloneUserNamespacesImageVolume(t *testing.T) {
 	// 1.8.1 reports no features).
 	e := startLeakDaemon(t, framework.WithConfig("[runtime]\ndefault_handler = \"runc\"\n"))
 	d := e.d
-	requireHandlerUserNamespaces(t, d)
+	requireUserNamespaces(t, d)
 	ids := newIDSet(d)
 	kubeletWarmUp(t, d, busyboxRef, volRef, ids)
 	before := e.snapshot(t, ids)
@@ -102,24 +102,6 @@ func kubeletBinary(t *testing.T) string {
 		t.Skipf("no kubelet: %v", err)
 	}
 	return bin
-}
-
-// requireHandlerUserNamespaces fails (skips outside CI) unless Status
-// reports user namespaces for the handler behind "", which the kubelet
-// requires before it runs a `hostUsers: false` pod.
-func requireHandlerUserNamespaces(t *testing.T, d *framework.Daemon) {
-	t.Helper()
-	resp, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range resp.RuntimeHandlers {
-		if h.Name == "" && h.GetFeatures().GetUserNamespaces() {
-			return
-		}
-	}
-	framework.Unsupported(t, "Status runtime_handlers %v: the default handler (runc) does not report user_namespaces; "+
-		"it needs runc 1.2+ (hack/install-deps.sh installs it as /usr/local/sbin/runc) and Linux 5.19+", resp.RuntimeHandlers)
 }
 
 // kubeletWarmUp runs, through the CRI, what the kubelet's pods will: a
