@@ -13,7 +13,7 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build install run test test-unit test-fuzz test-e2e test-critest test-node-e2e lint bench soak deps clean
+.PHONY: build install run test test-unit test-fuzz test-e2e test-cluster test-critest test-node-e2e lint bench soak deps clean
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
@@ -39,8 +39,8 @@ run: deps build
 	./$(BIN) $(RUN_FLAGS)
 
 # Lint, unit tests (race detector on), a bounded run of each fuzz target,
-# then end-to-end tests (root required).
-test: lint test-unit test-fuzz test-e2e
+# then end-to-end tests and the cluster suite (root required).
+test: lint test-unit test-fuzz test-e2e test-cluster
 
 # golangci-lint at the version hack/tools/golangci-lint pins, built once per
 # version into TOOLS_CACHE.
@@ -68,7 +68,7 @@ test-fuzz:
 	done
 
 test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
 
 # The suite's daemons run pods of the default handler with crun where it
 # runs here (else runc); the runtime tests run again with runc behind the
@@ -78,6 +78,17 @@ E2E_RUNTIME_TESTS := ^(TestContainer|TestStream|TestPodRemovalRemovesContainers|
 test-e2e: build
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./test/e2e/...
 	CRISERVER_E2E_DEFAULT_HANDLER=runc $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -run '$(E2E_RUNTIME_TESTS)' ./test/e2e/
+
+# The cluster suite (test/cluster): one `make cluster NODES=2` for all of
+# its tests (driven with kubectl; most run in parallel), then `make
+# cluster-down` and a check that the host is as it was. The suite takes
+# the e2e lock (/tmp/criserver-e2e.lock) itself while its cluster is up:
+# do not run it under flock. CRISERVER_CLUSTER_KEEP=1 reuses a cluster
+# that is up and leaves it up.
+CLUSTER_TEST_TIMEOUT ?= 40m
+
+test-cluster: build
+	$(GO) test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) -parallel 8 ./test/cluster/
 
 # cri-tools' critest validation suite (TestCritest in test/e2e, which
 # test-e2e runs too) against a daemon of its own. critest and crictl are

@@ -235,15 +235,24 @@ const (
 // and /www/index.html for httpd.
 func BusyboxImage(t testing.TB) *Image {
 	t.Helper()
+	img, err := HostBusyboxImage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// HostBusyboxImage is BusyboxImage for callers without a test (TestMain).
+func HostBusyboxImage() (*Image, error) {
 	bin, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Fatalf("busybox-static: %v", err)
+		return nil, fmt.Errorf("busybox-static: %w", err)
 	}
 	out, err := exec.Command("/bin/busybox", "--list").Output()
 	if err != nil {
-		t.Fatalf("busybox --list: %v", err)
+		return nil, fmt.Errorf("busybox --list: %w", err)
 	}
-	return BusyboxImageOf(bin, strings.Fields(string(out)), false)
+	return BusyboxImageOf(bin, strings.Fields(string(out)), false), nil
 }
 
 // BusyboxImageOf is BusyboxImage for any busybox binary and its applets:

@@ -1,0 +1,136 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/criserver/criserver/test/e2e/framework"
+)
+
+// imageGCConfig makes the kubelet's image GC remove every unused image as
+// soon as it runs, which it does when the kubelet starts: any disk usage
+// is over 1%, the low threshold 0% leaves no unused image, and a just
+// detected image is old enough.
+const imageGCConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+imageGCHighThresholdPercent: 1
+imageGCLowThresholdPercent: 0
+imageMinimumGCAge: 0s
+`
+
+// imageGCDropIn is the name of the test's kubelet config drop-in.
+const imageGCDropIn = "90-criserver-test-image-gc.conf"
+
+const inUsePod = `
+apiVersion: v1
+kind: Pod
+metadata: {name: user}
+spec:
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {kubernetes.io/hostname: $NODE}
+  containers:
+  - name: main
+    image: $IMAGE
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+`
+
+// The kubelet's image GC removes an unused image through criserver
+// (RemoveImage) and keeps the image a running container uses. The test
+// gives the worker's kubelet a config drop-in (in its --config-dir) with
+// thresholds that make the GC at its start remove every unused image,
+// restarts it, then takes the drop-in away, restarts it again and imports
+// the suite's images anew.
+func TestImageGC(t *testing.T) {
+	c := cluster(t)
+	ns := c.namespace(t)
+	nodeName := c.Nodes[1]
+	c.apply(t, ns, manifest(inUsePod, "NODE", nodeName))
+	c.wait(t, ns, "condition=Ready", "pod/user", 2*time.Minute)
+	if !c.hasImage(t, nodeName, gcImage) {
+		t.Fatalf("%s is not on %s before the GC", gcImage, nodeName)
+	}
+
+	dropIn := filepath.Join(c.kubeletConfigDir(t, nodeName), imageGCDropIn)
+	if err := os.WriteFile(dropIn, []byte(imageGCConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.Remove(dropIn); err != nil {
+			t.Errorf("remove the kubelet drop-in: %v", err)
+		}
+		c.restart(t, nodeName, "kubelet", false)
+		c.wait(t, "default", "condition=Ready", "node/"+nodeName, time.Minute)
+		// The GC took the images no container used, the suite's among them.
+		if err := c.loadImages(suite.archives); err != nil {
+			t.Error(err)
+		}
+	})
+	c.restart(t, nodeName, "kubelet", false)
+	retry(t, 2*time.Minute, "the kubelet's removal of "+gcImage, func() error {
+		if c.hasImage(t, nodeName, gcImage) {
+			return fmt.Errorf("%s is still on %s", gcImage, nodeName)
+		}
+		return nil
+	})
+	if !c.hasImage(t, nodeName, busyboxImage) {
+		t.Errorf("the GC removed %s, which a running container uses", busyboxImage)
+	}
+	if !c.hasImage(t, c.Nodes[0], gcImage) {
+		t.Errorf("%s went from %s too, whose kubelet kept its config", gcImage, c.Nodes[0])
+	}
+}
+
+// hasImage tells whether node's criserver has image ref.
+func (c *Cluster) hasImage(t testing.TB, nodeName, ref string) bool {
+	t.Helper()
+	return strings.TrimSpace(c.crictl(t, nodeName, "images", "-q", ref)) != ""
+}
+
+// kubeletConfigDir is the --config-dir of node's kubelet: the kubelet
+// process whose network namespace is the node's.
+func (c *Cluster) kubeletConfigDir(t testing.TB, nodeName string) string {
+	t.Helper()
+	netns := strings.TrimSpace(c.nodeExec(t, nodeName, "readlink", "/proc/self/ns/net"))
+	for _, pid := range framework.ProcessesNamed("kubelet") {
+		proc := "/proc/" + strconv.Itoa(pid)
+		if ns, err := os.Readlink(proc + "/ns/net"); err != nil || ns != netns {
+			continue
+		}
+		cmdline, err := os.ReadFile(proc + "/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir := flagValue(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), "--config-dir"); dir != "" {
+			if !filepath.IsAbs(dir) { // relative to the kubelet's working directory
+				cwd, err := os.Readlink(proc + "/cwd")
+				if err != nil {
+					t.Fatal(err)
+				}
+				dir = filepath.Join(cwd, dir)
+			}
+			return dir
+		}
+		t.Fatalf("the kubelet of %s runs without --config-dir, where the test puts its image GC settings: %q", nodeName, cmdline)
+	}
+	t.Fatalf("no kubelet process in the network namespace of %s (%s)", nodeName, netns)
+	return ""
+}
+
+// flagValue is the value of flag name in args (--name=v or --name v).
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
