@@ -18,8 +18,8 @@ import (
 )
 
 // hostState is what a cluster can leave on the host, as sets of lines:
-// processes, mounts, network namespaces, veths, packet filter rules,
-// cgroups and files. `make cluster-down` must bring each back to what it
+// processes, mounts, network namespaces, veths, routes, packet filter
+// rules, cgroups and files. `make cluster-down` must bring each back to what it
 // was before `make cluster`. The suite holds the e2e lock meanwhile, so no
 // other test changes these.
 type hostState map[string]map[string]bool
@@ -48,6 +48,11 @@ func snapshotHost(clusterDir string) (hostState, error) {
 		return nil, fmt.Errorf("ip link: %w", err)
 	}
 	s["veths"] = setOf(linkNames(string(veths)))
+	routes, err := exec.Command("ip", "route", "show", "table", "all").Output()
+	if err != nil {
+		return nil, fmt.Errorf("ip route: %w", err)
+	}
+	s["routes"] = setOf(strings.Split(strings.TrimSpace(string(routes)), "\n"))
 	rules, err := framework.PacketFilterRules()
 	if err != nil {
 		return nil, err

@@ -12,13 +12,11 @@ import (
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
-// imageGCConfig makes the kubelet's image GC remove every unused image as
+// imageGCSettings make the kubelet's image GC remove every unused image as
 // soon as it runs, which it does when the kubelet starts: any disk usage
 // is over 1%, the low threshold 0% leaves no unused image, and a just
 // detected image is old enough.
-const imageGCConfig = `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-imageGCHighThresholdPercent: 1
+const imageGCSettings = `imageGCHighThresholdPercent: 1
 imageGCLowThresholdPercent: 0
 imageMinimumGCAge: 0s
 `
@@ -56,14 +54,9 @@ func TestImageGC(t *testing.T) {
 		t.Fatalf("%s is not on %s before the GC", gcImage, nodeName)
 	}
 
-	dropIn := filepath.Join(c.kubeletConfigDir(t, nodeName), imageGCDropIn)
-	if err := os.WriteFile(dropIn, []byte(imageGCConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	restore := c.configureKubelet(t, nodeName, imageGCSettings)
 	t.Cleanup(func() {
-		if err := os.Remove(dropIn); err != nil {
-			t.Errorf("remove the kubelet drop-in: %v", err)
-		}
+		restore()
 		c.restart(t, nodeName, "kubelet", false)
 		c.wait(t, "default", "condition=Ready", "node/"+nodeName, time.Minute)
 		// The GC took the images no container used, the suite's among them.
@@ -92,9 +85,54 @@ func (c *Cluster) hasImage(t testing.TB, nodeName, ref string) bool {
 	return strings.TrimSpace(c.crictl(t, nodeName, "images", "-q", ref)) != ""
 }
 
-// kubeletConfigDir is the --config-dir of node's kubelet: the kubelet
-// process whose network namespace is the node's.
-func (c *Cluster) kubeletConfigDir(t testing.TB, nodeName string) string {
+// configureKubelet adds settings (KubeletConfiguration fields, YAML) to the
+// configuration of node's kubelet, for its next start: a drop-in in its
+// --config-dir when it has one, else appended to its --config file. The
+// function it returns takes them away again.
+func (c *Cluster) configureKubelet(t testing.TB, nodeName, settings string) (restore func()) {
+	t.Helper()
+	args, cwd := c.kubeletArgs(t, nodeName)
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(cwd, p) // the kubelet resolves it so
+	}
+	if dir := flagValue(args, "--config-dir"); dir != "" {
+		dropIn := filepath.Join(abs(dir), imageGCDropIn)
+		body := "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n" + settings
+		if err := os.WriteFile(dropIn, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := os.Remove(dropIn); err != nil {
+				t.Errorf("remove the kubelet drop-in: %v", err)
+			}
+		}
+	}
+	file := flagValue(args, "--config")
+	if file == "" {
+		t.Fatalf("the kubelet of %s has neither --config-dir nor --config: %q", nodeName, args)
+	}
+	file = abs(file)
+	orig, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Top-level keys: appended, they extend the YAML document.
+	if err := os.WriteFile(file, append(append(orig, '\n'), settings...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.WriteFile(file, orig, 0o644); err != nil {
+			t.Errorf("restore %s: %v", file, err)
+		}
+	}
+}
+
+// kubeletArgs are the command line and working directory of node's
+// kubelet: the kubelet process in the node's network namespace.
+func (c *Cluster) kubeletArgs(t testing.TB, nodeName string) (args []string, cwd string) {
 	t.Helper()
 	netns := strings.TrimSpace(c.nodeExec(t, nodeName, "readlink", "/proc/self/ns/net"))
 	for _, pid := range framework.ProcessesNamed("kubelet") {
@@ -102,24 +140,15 @@ func (c *Cluster) kubeletConfigDir(t testing.TB, nodeName string) string {
 		if ns, err := os.Readlink(proc + "/ns/net"); err != nil || ns != netns {
 			continue
 		}
-		cmdline, err := os.ReadFile(proc + "/cmdline")
-		if err != nil {
-			t.Fatal(err)
+		cmdline, err1 := os.ReadFile(proc + "/cmdline")
+		cwd, err2 := os.Readlink(proc + "/cwd")
+		if err1 != nil || err2 != nil {
+			t.Fatalf("kubelet %d: %v %v", pid, err1, err2)
 		}
-		if dir := flagValue(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), "--config-dir"); dir != "" {
-			if !filepath.IsAbs(dir) { // relative to the kubelet's working directory
-				cwd, err := os.Readlink(proc + "/cwd")
-				if err != nil {
-					t.Fatal(err)
-				}
-				dir = filepath.Join(cwd, dir)
-			}
-			return dir
-		}
-		t.Fatalf("the kubelet of %s runs without --config-dir, where the test puts its image GC settings: %q", nodeName, cmdline)
+		return strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), cwd
 	}
 	t.Fatalf("no kubelet process in the network namespace of %s (%s)", nodeName, netns)
-	return ""
+	return nil, ""
 }
 
 // flagValue is the value of flag name in args (--name=v or --name v).

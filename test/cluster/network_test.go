@@ -70,8 +70,8 @@ type service struct {
 }
 
 // A ClusterIP and a NodePort Service in front of a pod on one node answer
-// from a pod on the other node (by IP and by DNS name), from the nodes,
-// and the NodePort from the host on each node's IP.
+// from a pod on the other node (by IP and by DNS name), from the nodes and
+// from the host (the ClusterIP, and the NodePort on each node's IP).
 func TestServices(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
@@ -122,6 +122,10 @@ func TestServices(t *testing.T) {
 				return expect(indexPage)(c.nodeExecErr(n, "busybox", "wget", "-q", "-T", "3", "-O", "-", clusterURL))
 			})
 		}
+	})
+	t.Run("ClusterIPFromHost", func(t *testing.T) {
+		// The cluster routes its service CIDR from the host to a node.
+		retry(t, serviceWithin, "GET "+clusterURL+" from the host", func() error { return expect(indexPage)(httpGet(clusterURL)) })
 	})
 	t.Run("NodePortFromHost", func(t *testing.T) {
 		for _, n := range c.Nodes {
