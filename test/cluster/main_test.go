@@ -27,7 +27,8 @@ const (
 	// (bridges, iptables, cgroups) and check it for leaks.
 	e2eLock = "/tmp/criserver-e2e.lock"
 	// keepEnv=1 reuses a cluster that is already up and leaves it up,
-	// for working on the tests; the leak check of cluster-down is skipped.
+	// for working on the tests: no e2e lock (whoever brought the cluster
+	// up holds it), no leak check.
 	keepEnv = "CRISERVER_CLUSTER_KEEP"
 )
 
@@ -72,21 +73,28 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	unlock, err := lockE2E()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer unlock()
 	keep := os.Getenv(keepEnv) == "1"
+	if !keep { // else whoever brought the cluster up holds the lock
+		unlock, err := lockE2E()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer unlock()
+	}
 	before, err := snapshotHost(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "host state:", err)
 		return 1
 	}
-	if err := c.up(root, keep); err != nil {
+	_, err = os.Stat(c.Kubeconfig)
+	if err == nil && !keep {
+		fmt.Fprintf(os.Stderr, "a cluster is already up in %s: `make cluster-down` first, or set %s=1 to reuse it\n", c.Dir, keepEnv)
+		return 1
+	}
+	if err := c.up(root, err == nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		if !keep {
+		if !keep { // cluster.sh takes a failed cluster down; this makes sure
 			_ = c.down(root)
 		}
 		return 1
@@ -153,14 +161,10 @@ func lockE2E() (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// up brings the cluster up (or, with keep, reuses one that is up), finds
-// its nodes, lets pods run on the control plane and imports the images.
-func (c *Cluster) up(root string, keep bool) error {
-	_, err := os.Stat(c.Kubeconfig)
-	switch {
-	case err == nil && !keep:
-		return fmt.Errorf("a cluster is already up in %s: `make cluster-down` first, or set %s=1 to reuse it", c.Dir, keepEnv)
-	case err != nil:
+// up brings the cluster up unless isUp, finds its nodes, lets pods run on
+// the control plane and imports the images.
+func (c *Cluster) up(root string, isUp bool) error {
+	if !isUp {
 		start := time.Now()
 		if err := c.make(root, "cluster", fmt.Sprintf("NODES=%d", nodeCount)); err != nil {
 			return err

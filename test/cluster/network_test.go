@@ -101,7 +101,7 @@ func TestServices(t *testing.T) {
 			"kubernetes.default.svc.cluster.local": c.serviceIP(t, "default", "kubernetes"),
 		} {
 			retry(t, serviceWithin, "resolve "+name+" in the client pod", func() error {
-				out, err := c.execErr(ns, "client", "", "nslookup", name)
+				out, err := c.execErr(ns, "client", "", "nslookup", "-type=a", name)
 				if err != nil {
 					return err
 				}
