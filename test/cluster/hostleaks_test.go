@@ -138,7 +138,8 @@ func linkNames(out string) []string {
 	return names
 }
 
-var ruleCounters = regexp.MustCompile(`\[\d+:\d+\]`)
+// ruleCounters are iptables-save's [packets:bytes] and nft's counters.
+var ruleCounters = regexp.MustCompile(`\[\d+:\d+\]|counter packets \d+ bytes \d+`)
 
 // ruleLines are the rules and chains of iptables-save and nft output,
 // without packet counters and the save tool's timestamps.
