@@ -80,7 +80,9 @@ func TestNamespaceDeletionRemovesPods(t *testing.T) {
 	}
 
 	c.kubectl(t, "delete", "namespace", ns, "--timeout", "2m")
-	retry(t, time.Minute, "criserver's removal of the namespace's pods", func() error {
+	// The kubelet removes dead sandboxes, containers and pod log
+	// directories in its garbage collection, once a minute.
+	retry(t, 3*time.Minute, "criserver's removal of the namespace's pods", func() error {
 		for _, n := range c.Nodes {
 			if pods, ctrs := c.criPods(t, n, ns), c.criContainers(t, n, ns); len(pods)+len(ctrs) > 0 {
 				return fmt.Errorf("node %s still lists %d pods and %d containers", n, len(pods), len(ctrs))

@@ -153,8 +153,8 @@ func TestRuntimeRestart(t *testing.T) {
 }
 
 // Restarting a node's kubelet: it adopts the running pods without
-// restarting them, and still manages them (deleting one removes it from
-// criserver).
+// restarting them, and still manages them (deleting one stops its sandbox
+// and containers in criserver).
 func TestKubeletRestart(t *testing.T) {
 	c := cluster(t)
 	ns, nodeName, before := c.startRestartPods(t)
@@ -163,12 +163,21 @@ func TestKubeletRestart(t *testing.T) {
 	c.checkUnchanged(t, ns, before)
 	c.checkStreams(t, ns)
 
+	// Deleting a pod makes the kubelet stop its sandbox and containers
+	// (removing them waits for its garbage collection).
 	uid := c.getPod(t, ns, "b").Metadata.UID
 	c.kubectl(t, "delete", "pod", "-n", ns, "b", "--timeout", "1m")
-	retry(t, 30*time.Second, "criserver's removal of the deleted pod", func() error {
+	retry(t, time.Minute, "the kubelet's stop of the deleted pod", func() error {
+		stopped := map[string]bool{}
 		for _, p := range c.criPods(t, nodeName, ns) {
-			if p.Metadata.UID == uid {
-				return fmt.Errorf("sandbox %s of the deleted pod is still there (%s)", p.ID, p.State)
+			if p.Metadata.UID == uid && p.State == "SANDBOX_READY" {
+				return fmt.Errorf("sandbox %s of the deleted pod is still ready", p.ID)
+			}
+			stopped[p.ID] = p.Metadata.UID == uid
+		}
+		for _, ctr := range c.criContainers(t, nodeName, ns) {
+			if stopped[ctr.PodSandboxID] && ctr.State == "CONTAINER_RUNNING" {
+				return fmt.Errorf("container %s of the deleted pod still runs", ctr.ID)
 			}
 		}
 		return nil
