@@ -168,15 +168,15 @@ func TestKubeletRestart(t *testing.T) {
 	uid := c.getPod(t, ns, "b").Metadata.UID
 	c.kubectl(t, "delete", "pod", "-n", ns, "b", "--timeout", "1m")
 	retry(t, time.Minute, "the kubelet's stop of the deleted pod", func() error {
-		stopped := map[string]bool{}
+		deletedPod := map[string]bool{} // sandbox ID → of the deleted pod
 		for _, p := range c.criPods(t, nodeName, ns) {
 			if p.Metadata.UID == uid && p.State == "SANDBOX_READY" {
 				return fmt.Errorf("sandbox %s of the deleted pod is still ready", p.ID)
 			}
-			stopped[p.ID] = p.Metadata.UID == uid
+			deletedPod[p.ID] = p.Metadata.UID == uid
 		}
 		for _, ctr := range c.criContainers(t, nodeName, ns) {
-			if stopped[ctr.PodSandboxID] && ctr.State == "CONTAINER_RUNNING" {
+			if deletedPod[ctr.PodSandboxID] && ctr.State == "CONTAINER_RUNNING" {
 				return fmt.Errorf("container %s of the deleted pod still runs", ctr.ID)
 			}
 		}
