@@ -53,6 +53,7 @@ source "$here/net.sh"
 source "$here/procs.sh"
 source "$here/node.sh"
 source "$here/controlplane.sh"
+source "$here/image.sh"
 
 die() {
 	echo "cluster: $*" >&2
@@ -153,14 +154,17 @@ cmd_up() {
 	net_routes
 	start_control_plane
 	for ((i = 0; i < NODES; i++)); do
-		pki_node "$i"
 		node_configure "$i"
+		pki_node "$i"
 		start_criserver "$i"
 		import_image "$i" "$CLUSTER_DIR/images/coredns.tar"
 		start_kubelet "$i"
-		start_kube_proxy "$i"
 	done
 	wait_nodes_registered
+	# After registration: kube-proxy reads its node's addresses from it.
+	for ((i = 0; i < NODES; i++)); do
+		start_kube_proxy "$i"
+	done
 	for ((i = 0; i < NODES; i++)); do
 		kubectl patch node "${node_names[$i]}" --type=merge -p "{\"spec\":{\"podCIDR\":\"${pod_cidr[$i]}\",\"podCIDRs\":[\"${pod_cidr[$i]}\"]}}" >/dev/null
 	done
@@ -208,11 +212,13 @@ dns_answers() {
 		exec 3<>/dev/udp/$0/53
 		printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" >&3
 		dd bs=512 count=1 status=none <&3 | od -An -tx1 -v' "$dns_svc_ip" 2>/dev/null | tr -d ' \n') || return 1
+	# The same id, a response (QR) without error (rcode 0), at least one
+	# answer, and the address at the end.
+	((${#out} > 24)) || return 1
 	local want
 	want=$(printf '%02x' ${kubernetes_svc_ip//./ })
-	# Same id, a response without error (flags 0x81 0x80), an answer, and the
-	# address at the end.
-	[[ $out == 1234818000010001* && $out == *"$want" ]]
+	[[ ${out:0:4} == 1234 ]] && (((16#${out:4:2} & 0x80) != 0 && (16#${out:6:2} & 0x0f) == 0 && 16#${out:12:4} > 0)) &&
+		[[ $out == *"$want" ]]
 }
 
 cmd_down() {
