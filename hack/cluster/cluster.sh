@@ -20,6 +20,7 @@
 # Environment: CLUSTER_DIR (/var/lib/criserver-cluster), NODES (1),
 # CLUSTER_CRISERVER_CONFIG (a TOML drop-in for every node's criserver),
 # CLUSTER_REGISTRIES_CONF (a registries.conf every node's criserver uses),
+# CLUSTER_KUBELET_CONFIG (a KubeletConfiguration drop-in for every kubelet),
 # CRISERVER_BIN (bin/criserver of this tree), CLUSTER_READY_TIMEOUT (300 s).
 set -euo pipefail
 
@@ -27,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-CLUSTER_DIR=${CLUSTER_DIR:-/var/lib/criserver-cluster}
+CLUSTER_DIR=$(realpath -m "${CLUSTER_DIR:-/var/lib/criserver-cluster}")
 CLUSTER_READY_TIMEOUT=${CLUSTER_READY_TIMEOUT:-300}
 
 # Addresses. The nodes' subnet, pod CIDRs and service CIDR avoid criserver's

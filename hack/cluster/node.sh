@@ -62,6 +62,10 @@ EOF
 	if [[ -n ${CLUSTER_CRISERVER_CONFIG:-} ]]; then
 		cp "$CLUSTER_CRISERVER_CONFIG" "$nd/criserver/config.d/50-cluster.toml"
 	fi
+	mkdir -p "$nd/kubelet.conf.d"
+	if [[ -n ${CLUSTER_KUBELET_CONFIG:-} ]]; then
+		cp "$CLUSTER_KUBELET_CONFIG" "$nd/kubelet.conf.d/50-cluster.conf"
+	fi
 	cat >"$nd/cni/10-cluster.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -149,7 +153,7 @@ start_kubelet() {
 	local i=$1 nd
 	nd=$(node_dir "$i")
 	start_proc "${node_names[$i]}" "$nd/pids/kubelet.pid" "$nd/logs/kubelet.log" \
-		"$bin/kubelet" --config "$nd/kubelet.yaml" --kubeconfig "$nd/kubelet.kubeconfig" \
+		"$bin/kubelet" --config "$nd/kubelet.yaml" --config-dir "$nd/kubelet.conf.d" --kubeconfig "$nd/kubelet.kubeconfig" \
 		--root-dir "$nd/kubelet" --hostname-override "${node_names[$i]}" --node-ip "${node_ip[$i]}" --v=1
 	wait_for 60 "kubelet of ${node_names[$i]}" node_ip_exec "$i" \
 		curl -sf "http://127.0.0.1:$kubelet_healthz_port/healthz"
