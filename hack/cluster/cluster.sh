@@ -12,7 +12,7 @@
 #   cluster.sh load FILE|IMAGE...      import an image archive into every node (a reference: every node pulls it)
 #   cluster.sh crictl NODE ARGS...     crictl against NODE's criserver
 #   cluster.sh node-exec NODE CMD...   run CMD in NODE's network namespace
-#   cluster.sh restart NODE criserver|kubelet [--kill]
+#   cluster.sh restart NODE criserver|containerd|kubelet [--kill]
 #                                      SIGTERM (SIGKILL with --kill) the process, start it again with the
 #                                      same configuration, and wait until it serves
 #   cluster.sh env                     print the cluster's settings (addresses, paths) as shell variables
@@ -21,7 +21,8 @@
 # CLUSTER_CRISERVER_CONFIG (a TOML drop-in for every node's criserver),
 # CLUSTER_REGISTRIES_CONF (a registries.conf every node's criserver uses),
 # CLUSTER_KUBELET_CONFIG (a KubeletConfiguration drop-in for every kubelet),
-# CRISERVER_BIN (bin/criserver of this tree), CLUSTER_READY_TIMEOUT (300 s).
+# CRISERVER_BIN (bin/criserver of this tree), CLUSTER_READY_TIMEOUT (300 s),
+# CLUSTER_RUNTIME (criserver; containerd runs Debian's containerd instead).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +45,11 @@ cluster_domain=cluster.local
 cgroup_root=/criserver-cluster
 coredns_image=criserver.local/coredns:v1.15.0
 kubelet_healthz_port=10248
+runtime=${CLUSTER_RUNTIME:-criserver}
+case $runtime in
+criserver | containerd) ;;
+*) echo "cluster: CLUSTER_RUNTIME is criserver or containerd, not $runtime" >&2; exit 2 ;;
+esac
 
 pki=$CLUSTER_DIR/pki
 cp_dir=$CLUSTER_DIR/control-plane
@@ -55,6 +61,7 @@ source "$here/procs.sh"
 source "$here/node.sh"
 source "$here/controlplane.sh"
 source "$here/image.sh"
+source "$here/containerd.sh"
 
 die() {
 	echo "cluster: $*" >&2
@@ -82,11 +89,13 @@ set_nodes() {
 	done
 }
 
-# load_state reads the node count of the cluster in $CLUSTER_DIR.
+# load_state reads the node count and runtime of the cluster in
+# $CLUSTER_DIR.
 load_state() {
 	[[ -f $CLUSTER_DIR/cluster.env ]] || die "no cluster in $CLUSTER_DIR (no cluster.env)"
 	local n
 	n=$(sed -n 's/^NODES=//p' "$CLUSTER_DIR/cluster.env")
+	runtime=$(sed -n 's/^RUNTIME=//p' "$CLUSTER_DIR/cluster.env")
 	set_nodes "$n"
 }
 
@@ -139,7 +148,7 @@ cmd_up() {
 	set_nodes "${NODES:-1}"
 	local start=$SECONDS i
 	mkdir -p "$CLUSTER_DIR" "$cp_dir"
-	echo "NODES=$NODES" >"$CLUSTER_DIR/cluster.env"
+	printf 'NODES=%s\nRUNTIME=%s\n' "$NODES" "$runtime" >"$CLUSTER_DIR/cluster.env"
 	# Whatever fails from here on, down removes what was made.
 	log "building or finding the binaries"
 	install_binaries
@@ -147,6 +156,9 @@ cmd_up() {
 	save_sysctls
 	pki_control_plane
 	build_coredns_image
+	if [[ $runtime == containerd ]]; then
+		build_pause_image
+	fi
 	write_registries_conf
 	net_host
 	for ((i = 0; i < NODES; i++)); do
@@ -157,8 +169,11 @@ cmd_up() {
 	for ((i = 0; i < NODES; i++)); do
 		node_configure "$i"
 		pki_node "$i"
-		start_criserver "$i"
+		start_runtime "$i"
 		import_image "$i" "$CLUSTER_DIR/images/coredns.tar"
+		if [[ $runtime == containerd ]]; then
+			import_image "$i" "$CLUSTER_DIR/images/pause.tar"
+		fi
 		start_kubelet "$i"
 	done
 	wait_nodes_registered
@@ -276,6 +291,7 @@ CLUSTER_POD_CIDR=$cluster_cidr
 CLUSTER_SERVICE_CIDR=$service_cidr
 CLUSTER_DNS_IP=$dns_svc_ip
 CLUSTER_CGROUP_ROOT=$cgroup_root
+CLUSTER_RUNTIME=$runtime
 EOF
 }
 

@@ -25,3 +25,17 @@ docker_archive() {
 	mv "$out.tmp" "$out"
 	rm -rf "$work"
 }
+
+# build_busybox_image OUT NAME writes a docker-archive of Debian's
+# busybox-static with a link for each applet, for tests and checks.
+build_busybox_image() {
+	local out=$1 name=$2 root a
+	root=$(mktemp -d "$(dirname "$out")/.busybox.XXXXXX")
+	mkdir "$root/bin"
+	install -m 0755 /bin/busybox "$root/bin/busybox"
+	for a in $(/bin/busybox --list); do
+		[[ $a == busybox ]] || ln -s busybox "$root/bin/$a"
+	done
+	docker_archive "$out" "$name" "$root" '"Env":["PATH=/bin"],"Cmd":["sh"]'
+	rm -rf "$root"
+}

@@ -24,18 +24,6 @@ fail() {
 	exit 1
 }
 
-build_busybox_image() {
-	local root=$CLUSTER_DIR/images/busybox.root a
-	rm -rf "$root"
-	mkdir -p "$root/bin"
-	install -m 0755 /bin/busybox "$root/bin/busybox"
-	for a in $(/bin/busybox --list); do
-		[[ $a == busybox ]] || ln -s busybox "$root/bin/$a"
-	done
-	docker_archive "$CLUSTER_DIR/images/busybox.tar" "$image" "$root" '"Env":["PATH=/bin"],"Cmd":["sh"]'
-	rm -rf "$root"
-}
-
 # pod NAME NODE: a busybox httpd on port 8080 serving its pod name.
 pod() {
 	cat <<EOF
@@ -64,7 +52,7 @@ main() {
 	local start=$SECONDS nodes=() n
 	mapfile -t nodes < <(kubectl get nodes -o jsonpath='{range .items[*]}{.metadata.name}{"\n"}{end}')
 	((${#nodes[@]} > 0)) || fail "no nodes"
-	build_busybox_image
+	build_busybox_image "$CLUSTER_DIR/images/busybox.tar" "$image"
 	bash "$here/cluster.sh" load "$CLUSTER_DIR/images/busybox.tar"
 
 	kubectl create namespace "$ns" >/dev/null
