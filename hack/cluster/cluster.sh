@@ -26,6 +26,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+NODES_WANTED=${NODES:-1}
+# The cluster's node count once known (set_nodes); none before.
+NODES=0 node_names=() node_ip=() pod_cidr=()
 repo=$(cd "$here/../.." && pwd)
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -135,7 +138,7 @@ install_binaries() {
 
 # check_free refuses to start over anything a cluster left.
 check_free() {
-	set_nodes "${NODES:-1}"
+	set_nodes "$NODES_WANTED"
 	[[ ! -e $CLUSTER_DIR/cluster.env ]] || die "a cluster exists in $CLUSTER_DIR: cluster.sh down first"
 	local i
 	for ((i = 0; i < NODES; i++)); do
@@ -145,7 +148,7 @@ check_free() {
 }
 
 cmd_up() {
-	set_nodes "${NODES:-1}"
+	set_nodes "$NODES_WANTED"
 	local start=$SECONDS i
 	mkdir -p "$CLUSTER_DIR" "$cp_dir"
 	printf 'NODES=%s\nRUNTIME=%s\n' "$NODES" "$runtime" >"$CLUSTER_DIR/cluster.env"
@@ -220,13 +223,16 @@ wait_ready() {
 # dns_answers I asks the cluster DNS, from node I's namespace (through
 # kube-proxy's service rules), for the A record of the kubernetes service,
 # with a query bash writes itself, and checks that the answer carries
-# $kubernetes_svc_ip.
+# $kubernetes_svc_ip. The query goes through dd: each write to a UDP socket
+# is a datagram, and printf alone writes the query in pieces (it has a
+# newline byte).
 dns_answers() {
 	local out
 	# shellcheck disable=SC2016
 	out=$(node_ip_exec "$1" timeout 3 bash -c '
 		exec 3<>/dev/udp/$0/53
-		printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" >&3
+		printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" |
+			dd bs=512 count=1 iflag=fullblock status=none >&3
 		dd bs=512 count=1 status=none <&3 | od -An -tx1 -v' "$dns_svc_ip" 2>/dev/null | tr -d ' \n') || return 1
 	# The same id, a response (QR) without error (rcode 0), at least one
 	# answer, and the address at the end.
