@@ -12,7 +12,7 @@
 #   cluster.sh load FILE|IMAGE...      import an image archive into every node (a reference: every node pulls it)
 #   cluster.sh crictl NODE ARGS...     crictl against NODE's criserver
 #   cluster.sh node-exec NODE CMD...   run CMD in NODE's network namespace
-#   cluster.sh restart NODE criserver|kubelet [--kill]
+#   cluster.sh restart NODE criserver|containerd|kubelet [--kill]
 #                                      SIGTERM (SIGKILL with --kill) the process, start it again with the
 #                                      same configuration, and wait until it serves
 #   cluster.sh env                     print the cluster's settings (addresses, paths) as shell variables
@@ -20,14 +20,19 @@
 # Environment: CLUSTER_DIR (/var/lib/criserver-cluster), NODES (1),
 # CLUSTER_CRISERVER_CONFIG (a TOML drop-in for every node's criserver),
 # CLUSTER_REGISTRIES_CONF (a registries.conf every node's criserver uses),
-# CRISERVER_BIN (bin/criserver of this tree), CLUSTER_READY_TIMEOUT (300 s).
+# CLUSTER_KUBELET_CONFIG (a KubeletConfiguration drop-in for every kubelet),
+# CRISERVER_BIN (bin/criserver of this tree), CLUSTER_READY_TIMEOUT (300 s),
+# CLUSTER_RUNTIME (criserver; containerd runs Debian's containerd instead).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+NODES_WANTED=${NODES:-1}
+# The cluster's node count once known (set_nodes); none before.
+NODES=0 node_names=() node_ip=() pod_cidr=()
 repo=$(cd "$here/../.." && pwd)
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-CLUSTER_DIR=${CLUSTER_DIR:-/var/lib/criserver-cluster}
+CLUSTER_DIR=$(realpath -m "${CLUSTER_DIR:-/var/lib/criserver-cluster}")
 CLUSTER_READY_TIMEOUT=${CLUSTER_READY_TIMEOUT:-300}
 
 # Addresses. The nodes' subnet, pod CIDRs and service CIDR avoid criserver's
@@ -43,6 +48,11 @@ cluster_domain=cluster.local
 cgroup_root=/criserver-cluster
 coredns_image=criserver.local/coredns:v1.15.0
 kubelet_healthz_port=10248
+runtime=${CLUSTER_RUNTIME:-criserver}
+case $runtime in
+criserver | containerd) ;;
+*) echo "cluster: CLUSTER_RUNTIME is criserver or containerd, not $runtime" >&2; exit 2 ;;
+esac
 
 pki=$CLUSTER_DIR/pki
 cp_dir=$CLUSTER_DIR/control-plane
@@ -53,6 +63,8 @@ source "$here/net.sh"
 source "$here/procs.sh"
 source "$here/node.sh"
 source "$here/controlplane.sh"
+source "$here/image.sh"
+source "$here/containerd.sh"
 
 die() {
 	echo "cluster: $*" >&2
@@ -80,11 +92,13 @@ set_nodes() {
 	done
 }
 
-# load_state reads the node count of the cluster in $CLUSTER_DIR.
+# load_state reads the node count and runtime of the cluster in
+# $CLUSTER_DIR.
 load_state() {
 	[[ -f $CLUSTER_DIR/cluster.env ]] || die "no cluster in $CLUSTER_DIR (no cluster.env)"
 	local n
 	n=$(sed -n 's/^NODES=//p' "$CLUSTER_DIR/cluster.env")
+	runtime=$(sed -n 's/^RUNTIME=//p' "$CLUSTER_DIR/cluster.env")
 	set_nodes "$n"
 }
 
@@ -124,7 +138,7 @@ install_binaries() {
 
 # check_free refuses to start over anything a cluster left.
 check_free() {
-	set_nodes "${NODES:-1}"
+	set_nodes "$NODES_WANTED"
 	[[ ! -e $CLUSTER_DIR/cluster.env ]] || die "a cluster exists in $CLUSTER_DIR: cluster.sh down first"
 	local i
 	for ((i = 0; i < NODES; i++)); do
@@ -134,10 +148,10 @@ check_free() {
 }
 
 cmd_up() {
-	set_nodes "${NODES:-1}"
+	set_nodes "$NODES_WANTED"
 	local start=$SECONDS i
 	mkdir -p "$CLUSTER_DIR" "$cp_dir"
-	echo "NODES=$NODES" >"$CLUSTER_DIR/cluster.env"
+	printf 'NODES=%s\nRUNTIME=%s\n' "$NODES" "$runtime" >"$CLUSTER_DIR/cluster.env"
 	# Whatever fails from here on, down removes what was made.
 	log "building or finding the binaries"
 	install_binaries
@@ -145,6 +159,9 @@ cmd_up() {
 	save_sysctls
 	pki_control_plane
 	build_coredns_image
+	if [[ $runtime == containerd ]]; then
+		build_pause_image
+	fi
 	write_registries_conf
 	net_host
 	for ((i = 0; i < NODES; i++)); do
@@ -153,14 +170,20 @@ cmd_up() {
 	net_routes
 	start_control_plane
 	for ((i = 0; i < NODES; i++)); do
-		pki_node "$i"
 		node_configure "$i"
-		start_criserver "$i"
+		pki_node "$i"
+		start_runtime "$i"
 		import_image "$i" "$CLUSTER_DIR/images/coredns.tar"
+		if [[ $runtime == containerd ]]; then
+			import_image "$i" "$CLUSTER_DIR/images/pause.tar"
+		fi
 		start_kubelet "$i"
-		start_kube_proxy "$i"
 	done
 	wait_nodes_registered
+	# After registration: kube-proxy reads its node's addresses from it.
+	for ((i = 0; i < NODES; i++)); do
+		start_kube_proxy "$i"
+	done
 	for ((i = 0; i < NODES; i++)); do
 		kubectl patch node "${node_names[$i]}" --type=merge -p "{\"spec\":{\"podCIDR\":\"${pod_cidr[$i]}\",\"podCIDRs\":[\"${pod_cidr[$i]}\"]}}" >/dev/null
 	done
@@ -200,19 +223,24 @@ wait_ready() {
 # dns_answers I asks the cluster DNS, from node I's namespace (through
 # kube-proxy's service rules), for the A record of the kubernetes service,
 # with a query bash writes itself, and checks that the answer carries
-# $kubernetes_svc_ip.
+# $kubernetes_svc_ip. The query goes through dd: each write to a UDP socket
+# is a datagram, and printf alone writes the query in pieces (it has a
+# newline byte).
 dns_answers() {
 	local out
 	# shellcheck disable=SC2016
 	out=$(node_ip_exec "$1" timeout 3 bash -c '
 		exec 3<>/dev/udp/$0/53
-		printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" >&3
+		printf "\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x0akubernetes\x07default\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01" |
+			dd bs=512 count=1 iflag=fullblock status=none >&3
 		dd bs=512 count=1 status=none <&3 | od -An -tx1 -v' "$dns_svc_ip" 2>/dev/null | tr -d ' \n') || return 1
+	# The same id, a response (QR) without error (rcode 0), at least one
+	# answer, and the address at the end.
+	((${#out} > 24)) || return 1
 	local want
 	want=$(printf '%02x' ${kubernetes_svc_ip//./ })
-	# Same id, a response without error (flags 0x81 0x80), an answer, and the
-	# address at the end.
-	[[ $out == 1234818000010001* && $out == *"$want" ]]
+	[[ ${out:0:4} == 1234 ]] && (((16#${out:4:2} & 0x80) != 0 && (16#${out:6:2} & 0x0f) == 0 && 16#${out:12:4} > 0)) &&
+		[[ $out == *"$want" ]]
 }
 
 cmd_down() {
@@ -269,6 +297,7 @@ CLUSTER_POD_CIDR=$cluster_cidr
 CLUSTER_SERVICE_CIDR=$service_cidr
 CLUSTER_DNS_IP=$dns_svc_ip
 CLUSTER_CGROUP_ROOT=$cgroup_root
+CLUSTER_RUNTIME=$runtime
 EOF
 }
 

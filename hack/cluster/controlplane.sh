@@ -51,30 +51,17 @@ stop_control_plane() {
 	done
 }
 
-# build_coredns_image writes $CLUSTER_DIR/images/coredns.tar, a
-# docker-archive of one layer: the coredns binary and the Corefile
-# (hack/cluster/Corefile). Files are root's, dated 0, in name order, so the
-# same binary gives the same image.
+# build_coredns_image writes $CLUSTER_DIR/images/coredns.tar: the coredns
+# binary of hack/coredns and the Corefile beside this script.
 build_coredns_image() {
-	local work=$CLUSTER_DIR/images/coredns.build
-	rm -rf "$work"
-	mkdir -p "$work/root/etc/coredns"
-	install -m 0755 "$bin/coredns" "$work/root/coredns"
-	install -m 0644 "$here/Corefile" "$work/root/etc/coredns/Corefile"
-	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/root" -cf "$work/layer.tar" .
-	local diff config
-	diff=$(sha256sum "$work/layer.tar" | cut -d' ' -f1)
-	mkdir -p "$work/archive/$diff"
-	mv "$work/layer.tar" "$work/archive/$diff/layer.tar"
-	cat >"$work/config.json" <<EOF
-{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/coredns"],"Cmd":["-conf","/etc/coredns/Corefile"],"ExposedPorts":{"53/tcp":{},"53/udp":{}},"WorkingDir":"/"},"rootfs":{"type":"layers","diff_ids":["sha256:$diff"]},"history":[{"created_by":"hack/cluster: coredns and its Corefile"}]}
-EOF
-	config=$(sha256sum "$work/config.json" | cut -d' ' -f1)
-	mv "$work/config.json" "$work/archive/$config.json"
-	printf '[{"Config":"%s.json","RepoTags":["%s"],"Layers":["%s/layer.tar"]}]\n' \
-		"$config" "$coredns_image" "$diff" >"$work/archive/manifest.json"
-	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$work/archive" -cf "$CLUSTER_DIR/images/coredns.tar" .
-	rm -rf "$work"
+	local root=$CLUSTER_DIR/images/coredns.root
+	rm -rf "$root"
+	mkdir -p "$root/etc/coredns"
+	install -m 0755 "$bin/coredns" "$root/coredns"
+	install -m 0644 "$here/Corefile" "$root/etc/coredns/Corefile"
+	docker_archive "$CLUSTER_DIR/images/coredns.tar" "$coredns_image" "$root" \
+		'"Entrypoint":["/coredns"],"Cmd":["-conf","/etc/coredns/Corefile"]'
+	rm -rf "$root"
 }
 
 deploy_coredns() {

@@ -15,7 +15,6 @@ net_host() {
 	ip link add "$host_bridge" type bridge
 	ip addr add "$host_ip/24" dev "$host_bridge"
 	ip link set "$host_bridge" up
-	ip route add "$service_cidr" via "${node_ip[0]}" dev "$host_bridge" 2>/dev/null || true
 }
 
 # net_node I makes node I's namespace, veth, address and routes.
@@ -37,9 +36,11 @@ net_node() {
 }
 
 # net_routes joins the pod CIDRs: on the host and on every node, each
-# other node's pod CIDR goes to that node.
+# other node's pod CIDR goes to that node. The host reaches services
+# through the control plane node.
 net_routes() {
 	local i j
+	ip route replace "$service_cidr" via "${node_ip[0]}" dev "$host_bridge"
 	for ((i = 0; i < NODES; i++)); do
 		ip route replace "${pod_cidr[$i]}" via "${node_ip[$i]}" dev "$host_bridge"
 		for ((j = 0; j < NODES; j++)); do

@@ -1,12 +1,14 @@
-# A node of the local cluster, sourced by cluster.sh: its criserver, kubelet
-# and kube-proxy, their configuration, and restarting and stopping them.
+# A node of the local cluster, sourced by cluster.sh: its container runtime
+# (criserver, or containerd with CLUSTER_RUNTIME=containerd), kubelet and
+# kube-proxy, their configuration, and restarting and stopping them.
 
 node_dir() {
 	echo "$CLUSTER_DIR/nodes/${node_names[$1]}"
 }
 
+# node_socket I is the CRI socket of node I's runtime.
 node_socket() {
-	echo "$(node_dir "$1")/criserver.sock"
+	echo "$(node_dir "$1")/$runtime.sock"
 }
 
 node_crictl() {
@@ -28,12 +30,29 @@ write_registries_conf() {
 	fi
 }
 
-# node_configure I writes node I's criserver, CNI, kubelet and kube-proxy
+# node_configure I writes node I's runtime, CNI, kubelet and kube-proxy
 # configuration.
 node_configure() {
 	local i=$1 nd name=${node_names[$1]}
 	nd=$(node_dir "$i")
-	mkdir -p "$nd/criserver/config.d" "$nd/cni" "$nd/pods" "$nd/logs" "$nd/pids"
+	mkdir -p "$nd/cni" "$nd/pods" "$nd/logs" "$nd/pids"
+	if [[ $runtime == containerd ]]; then
+		containerd_configure "$i"
+	else
+		criserver_configure "$i"
+	fi
+	node_network_configure "$i"
+	make_cgroup_root "$name"
+	kubelet_configure "$i"
+	kube_proxy_configure "$i"
+}
+
+# criserver_configure I writes node I's criserver config and the
+# CLUSTER_CRISERVER_CONFIG drop-in.
+criserver_configure() {
+	local i=$1 nd
+	nd=$(node_dir "$i")
+	mkdir -p "$nd/criserver/config.d"
 	local state=$nd/criserver/state
 	cat >"$nd/criserver/config.toml" <<EOF
 root = "$nd/criserver/root"
@@ -62,6 +81,14 @@ EOF
 	if [[ -n ${CLUSTER_CRISERVER_CONFIG:-} ]]; then
 		cp "$CLUSTER_CRISERVER_CONFIG" "$nd/criserver/config.d/50-cluster.toml"
 	fi
+}
+
+# node_network_configure I writes node I's CNI network: a bridge of its
+# own with the node's pod CIDR, host-local addresses kept under the node's
+# directory, and portmap for hostPort.
+node_network_configure() {
+	local i=$1 nd name=${node_names[$1]}
+	nd=$(node_dir "$i")
 	cat >"$nd/cni/10-cluster.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
@@ -84,7 +111,17 @@ EOF
   ]
 }
 EOF
-	make_cgroup_root "$name"
+}
+
+# kubelet_configure I writes node I's KubeletConfiguration and the
+# CLUSTER_KUBELET_CONFIG drop-in.
+kubelet_configure() {
+	local i=$1 nd name=${node_names[$1]}
+	nd=$(node_dir "$i")
+	mkdir -p "$nd/kubelet.conf.d"
+	if [[ -n ${CLUSTER_KUBELET_CONFIG:-} ]]; then
+		cp "$CLUSTER_KUBELET_CONFIG" "$nd/kubelet.conf.d/50-cluster.conf"
+	fi
 	# cgroupDriver is not set: the kubelet takes criserver's from the CRI
 	# (RuntimeConfig). failCgroupV1: the host has v1 controllers.
 	# resolvConf "": pods with dnsPolicy Default get no host resolvers, so
@@ -119,6 +156,11 @@ authentication:
 authorization:
   mode: Webhook
 EOF
+}
+
+kube_proxy_configure() {
+	local i=$1 nd name=${node_names[$1]}
+	nd=$(node_dir "$i")
 	cat >"$nd/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
@@ -149,7 +191,7 @@ start_kubelet() {
 	local i=$1 nd
 	nd=$(node_dir "$i")
 	start_proc "${node_names[$i]}" "$nd/pids/kubelet.pid" "$nd/logs/kubelet.log" \
-		"$bin/kubelet" --config "$nd/kubelet.yaml" --kubeconfig "$nd/kubelet.kubeconfig" \
+		"$bin/kubelet" --config "$nd/kubelet.yaml" --config-dir "$nd/kubelet.conf.d" --kubeconfig "$nd/kubelet.kubeconfig" \
 		--root-dir "$nd/kubelet" --hostname-override "${node_names[$i]}" --node-ip "${node_ip[$i]}" --v=1
 	wait_for 60 "kubelet of ${node_names[$i]}" node_ip_exec "$i" \
 		curl -sf "http://127.0.0.1:$kubelet_healthz_port/healthz"
@@ -163,10 +205,23 @@ start_kube_proxy() {
 	wait_for 60 "kube-proxy of ${node_names[$i]}" node_ip_exec "$i" curl -sf http://127.0.0.1:10256/livez
 }
 
-# import_image I FILE loads an image archive into node I's criserver.
+# start_runtime I starts node I's container runtime.
+start_runtime() {
+	if [[ $runtime == containerd ]]; then
+		start_containerd "$1"
+	else
+		start_criserver "$1"
+	fi
+}
+
+# import_image I FILE loads an image archive into node I's runtime.
 import_image() {
 	local i=$1 file=$2
-	"$bin/criserver" image import --listen "$(node_socket "$i")" "$file" >/dev/null
+	if [[ $runtime == containerd ]]; then
+		ctr --address "$(node_socket "$i")" -n k8s.io images import "$file" >/dev/null
+	else
+		"$bin/criserver" image import --listen "$(node_socket "$i")" "$file" >/dev/null
+	fi
 }
 
 # stop_node I stops node I: the kubelet and kube-proxy, then every pod
@@ -178,29 +233,30 @@ stop_node() {
 	nd=$(node_dir "$i")
 	stop_proc "$nd/pids/kubelet.pid"
 	stop_proc "$nd/pids/kube-proxy.pid"
-	if [[ -f $nd/pids/criserver.pid ]] && node_crictl "$i" version >/dev/null 2>&1; then
+	if [[ -f $nd/pids/$runtime.pid ]] && node_crictl "$i" version >/dev/null 2>&1; then
 		node_crictl "$i" rmp --all --force >/dev/null 2>&1 || echo "cluster: removing the pods of ${node_names[$i]} failed" >&2
 	fi
-	stop_proc "$nd/pids/criserver.pid"
+	stop_proc "$nd/pids/$runtime.pid"
 }
 
-# cmd_restart NODE criserver|kubelet [--kill]
+# cmd_restart NODE criserver|containerd|kubelet [--kill]
 cmd_restart() {
-	[[ $# -ge 2 ]] || die "restart NODE criserver|kubelet [--kill]"
+	[[ $# -ge 2 ]] || die "restart NODE criserver|containerd|kubelet [--kill]"
 	local i nd sig=TERM
 	i=$(node_index "$1")
 	nd=$(node_dir "$i")
 	[[ ${3:-} == --kill ]] && sig=KILL
 	[[ -z ${3:-} || ${3:-} == --kill ]] || die "restart: unknown option $3"
 	case $2 in
-	criserver)
-		stop_proc "$nd/pids/criserver.pid" "$sig"
-		start_criserver "$i"
+	criserver | containerd)
+		[[ $2 == "$runtime" ]] || die "restart: the nodes run $runtime"
+		stop_proc "$nd/pids/$runtime.pid" "$sig"
+		start_runtime "$i"
 		;;
 	kubelet)
 		stop_proc "$nd/pids/kubelet.pid" "$sig"
 		start_kubelet "$i"
 		;;
-	*) die "restart: criserver or kubelet, not $2" ;;
+	*) die "restart: $runtime or kubelet, not $2" ;;
 	esac
 }

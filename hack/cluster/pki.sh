@@ -73,7 +73,8 @@ pki_control_plane() {
 	# The API server's client certificate towards the kubelets: system:masters
 	# may use every kubelet API (exec, logs, port-forward, metrics).
 	pki_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
-	pki_cert etcd-server "/CN=etcd" serverAuth "DNS:localhost,IP:127.0.0.1"
+	# etcd calls itself (its gRPC gateway) with its serving certificate.
+	pki_cert etcd-server "/CN=etcd" serverAuth,clientAuth "DNS:localhost,IP:127.0.0.1"
 	pki_cert apiserver-etcd-client "/CN=kube-apiserver-etcd-client" clientAuth
 	pki_cert admin "/O=system:masters/CN=kubernetes-admin" clientAuth
 	pki_cert controller-manager "/CN=system:kube-controller-manager" clientAuth

@@ -66,7 +66,7 @@ cluster_pids() {
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
-		if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$CLUSTER_DIR/" ||
+		if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$CLUSTER_DIR/" ||
 			grep -qE ":$cgroup_root(/|$)" "/proc/$p/cgroup" 2>/dev/null; then
 			echo "$p"
 		fi
@@ -170,7 +170,7 @@ restore_sysctls() {
 check_clean() {
 	local left=() p
 	for p in $(cluster_pids | sort -u); do
-		alive "$p" && left+=("process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-120))")
+		alive "$p" && left+=("process $p ($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-120))")
 	done
 	local ns
 	while read -r ns _; do
