@@ -12,13 +12,22 @@ import (
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
+// retryInterval is the pause between retry's attempts.
+const retryInterval = 500 * time.Millisecond
+
 // retry calls f until it returns nil or within has passed, then fails t
 // with f's last error. Tests wait through it for what the cluster does
 // asynchronously (kube-proxy rules, DNS records, probes).
 func retry(t testing.TB, within time.Duration, what string, f func() error) {
 	t.Helper()
 	var last error
-	if !framework.Poll(within, func() bool { last = f(); return last == nil }) {
+	ok := framework.Poll(within, func() bool {
+		if last = f(); last != nil {
+			time.Sleep(retryInterval) // what f runs (kubectl, crictl, scans) is not free
+		}
+		return last == nil
+	})
+	if !ok {
 		t.Fatalf("%s: not within %s: %v", what, within, last)
 	}
 }
@@ -51,6 +60,32 @@ func (c *Cluster) exec(t testing.TB, ns, pod, ctr string, cmd ...string) string 
 		t.Fatal(err)
 	}
 	return out
+}
+
+// httpRequest is what httpFrom sends: busybox's wget crashes in the
+// static build (Debian's busybox-static 1.35), so pods speak HTTP with nc.
+const httpRequest = `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$0" "$1"`
+
+// httpBody takes the body of a 200 response, or says what came instead.
+func httpBody(resp string, err error) (string, error) {
+	if err != nil {
+		return "", err
+	}
+	head, body, ok := strings.Cut(resp, "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.") || !strings.Contains(strings.SplitN(head, "\r\n", 2)[0], " 200 ") {
+		return "", fmt.Errorf("not a 200 response: %q", resp)
+	}
+	return body, nil
+}
+
+// httpFromPod GETs / of host:port from inside pod, the body of a 200 answer.
+func (c *Cluster) httpFromPod(ns, pod, host, port string) (string, error) {
+	return httpBody(c.execErr(ns, pod, "", "sh", "-c", httpRequest, host, port))
+}
+
+// httpFromNode GETs / of host:port from node's network namespace.
+func (c *Cluster) httpFromNode(node, host, port string) (string, error) {
+	return httpBody(c.nodeExecErr(node, "busybox", "sh", "-c", httpRequest, host, port))
 }
 
 // httpGet GETs url once from the test process (the host) and returns the

@@ -84,16 +84,14 @@ func TestServices(t *testing.T) {
 	var web, nodePort service
 	c.getJSON(t, &web, "service", "-n", ns, "web")
 	c.getJSON(t, &nodePort, "service", "-n", ns, "web-nodeport")
-	clusterURL := "http://" + web.Spec.ClusterIP + "/"
+	clusterIP, clusterURL := web.Spec.ClusterIP, "http://"+web.Spec.ClusterIP+"/"
 	port := strconv.Itoa(nodePort.Spec.Ports[0].NodePort)
-	fromClient := func(url string) func() error {
-		return func() error {
-			return expect(indexPage)(c.execErr(ns, "client", "", "wget", "-q", "-T", "3", "-O", "-", url))
-		}
+	fromClient := func(host, port string) func() error {
+		return func() error { return expect(indexPage)(c.httpFromPod(ns, "client", host, port)) }
 	}
 
 	t.Run("ClusterIPFromPodOnOtherNode", func(t *testing.T) {
-		retry(t, serviceWithin, "GET "+clusterURL+" from the client pod", fromClient(clusterURL))
+		retry(t, serviceWithin, "GET "+clusterURL+" from the client pod", fromClient(clusterIP, "80"))
 	})
 	t.Run("DNSInPod", func(t *testing.T) {
 		for name, ip := range map[string]string{
@@ -113,13 +111,13 @@ func TestServices(t *testing.T) {
 		}
 	})
 	t.Run("NodePortFromPodOnOtherNode", func(t *testing.T) {
-		url := "http://" + net.JoinHostPort(c.nodeIP(t, clientNode), port) + "/"
-		retry(t, serviceWithin, "GET "+url+" from the client pod", fromClient(url))
+		ip := c.nodeIP(t, serverNode)
+		retry(t, serviceWithin, "GET "+ip+":"+port+" from the client pod", fromClient(ip, port))
 	})
 	t.Run("ClusterIPFromNodes", func(t *testing.T) {
 		for _, n := range c.Nodes {
 			retry(t, serviceWithin, "GET "+clusterURL+" in node "+n, func() error {
-				return expect(indexPage)(c.nodeExecErr(n, "busybox", "wget", "-q", "-T", "3", "-O", "-", clusterURL))
+				return expect(indexPage)(c.httpFromNode(n, clusterIP, "80"))
 			})
 		}
 	})

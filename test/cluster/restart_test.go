@@ -26,7 +26,7 @@ spec:
     imagePullPolicy: Never
     command: [sh, -c, "i=0; while true; do echo tick $i; i=$((i+1)); sleep 1; done"]
     livenessProbe:
-      exec: {command: [true]}
+      exec: {command: ["true"]}
       periodSeconds: 2
 ---
 apiVersion: v1

@@ -77,13 +77,13 @@ func TestStreaming(t *testing.T) {
 	})
 	t.Run("ExecTTY", func(t *testing.T) {
 		// script(1) gives kubectl a terminal, as a user's shell would.
-		cmd := fmt.Sprintf("%s --kubeconfig %s exec -it -n %s stream -c httpd -- sh -c 'tty; stty size'", c.Kubectl, c.Kubeconfig, ns)
+		cmd := fmt.Sprintf("%s --kubeconfig %s exec -it -n %s stream -c httpd -- sh -c 'tty; test -t 0 && echo stdin is a terminal'", c.Kubectl, c.Kubeconfig, ns)
 		out, err := c.run(context.Background(), nil, "script", "-q", "-e", "-c", cmd, "/dev/null")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`^/dev/pts/\d+\r?\n\d+ \d+\r?\n$`).Match(out) {
-			t.Errorf("exec -it printed %q, want a pts and its size", out)
+		if !regexp.MustCompile(`^/dev/pts/\d+\r\nstdin is a terminal\r\n$`).Match(out) {
+			t.Errorf("exec -it printed %q, want a pts, and stdin a terminal", out)
 		}
 	})
 	t.Run("Attach", func(t *testing.T) {

@@ -74,6 +74,7 @@ spec:
   template:
     spec:
       restartPolicy: Never
+      nodeSelector: {kubernetes.io/hostname: $NODE}
       containers:
       - name: work
         image: $IMAGE
@@ -86,7 +87,7 @@ func TestJobCompletes(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(jobManifest))
+	c.apply(t, ns, manifest(jobManifest, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Complete", "job/once", 2*time.Minute)
 	if got := c.kubectl(t, "logs", "-n", ns, "job/once"); got != "job-done\n" {
 		t.Errorf("job log %q", got)
@@ -105,6 +106,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: init}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   terminationGracePeriodSeconds: 1
   volumes:
   - name: shared
@@ -139,7 +141,7 @@ func TestInitContainersAndEmptyDir(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(initPod))
+	c.apply(t, ns, manifest(initPod, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Ready", "pod/init", 2*time.Minute)
 
 	p := c.getPod(t, ns, "init")
@@ -175,6 +177,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: volumes}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   terminationGracePeriodSeconds: 1
   volumes:
   - name: config
@@ -197,7 +200,7 @@ func TestConfigMapAndSecretVolumes(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(volumesManifest))
+	c.apply(t, ns, manifest(volumesManifest, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Ready", "pod/volumes", 2*time.Minute)
 
 	if got := c.exec(t, ns, "volumes", "", "cat", "/etc/config/greeting", "/etc/secret/password"); got != "hello-configs3cret" {
@@ -228,6 +231,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: limits}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   terminationGracePeriodSeconds: 1
   containers:
   - name: main
@@ -252,7 +256,7 @@ func TestResourceLimitsInCgroup(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(limitsPod))
+	c.apply(t, ns, manifest(limitsPod, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Ready", "pod/limits", 2*time.Minute)
 	const want = "67108864\n25000 100000\n"
 	if got := c.exec(t, ns, "limits", "", "sh", "-c", cgroupLimits); got != want {
@@ -265,6 +269,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: sharedpid}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   terminationGracePeriodSeconds: 1
   shareProcessNamespace: true
   containers:
@@ -284,7 +289,7 @@ func TestSharedPIDNamespace(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(sharedPIDPod))
+	c.apply(t, ns, manifest(sharedPIDPod, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Ready", "pod/sharedpid", 2*time.Minute)
 	ps := c.exec(t, ns, "sharedpid", "second", "ps", "-o", "pid,args")
 	if !strings.Contains(ps, "sleep 3601") || !strings.Contains(ps, "sleep 3602") {
@@ -302,6 +307,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: liveness}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   terminationGracePeriodSeconds: 1
   containers:
   - name: main
@@ -320,7 +326,7 @@ func TestLivenessProbeRestarts(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(livenessPod))
+	c.apply(t, ns, manifest(livenessPod, "NODE", c.Nodes[1]))
 	c.wait(t, ns, "condition=Ready", "pod/liveness", 2*time.Minute)
 	first := c.getPod(t, ns, "liveness").status(t, "main")
 	var s containerStatus
@@ -344,6 +350,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: oom}
 spec:
+  nodeSelector: {kubernetes.io/hostname: $NODE}
   restartPolicy: Never
   containers:
   - name: main
@@ -359,7 +366,7 @@ func TestOOMKilled(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
 	ns := c.namespace(t)
-	c.apply(t, ns, manifest(oomPod))
+	c.apply(t, ns, manifest(oomPod, "NODE", c.Nodes[1]))
 	retry(t, 2*time.Minute, "the container's termination", func() error {
 		p := c.getPod(t, ns, "oom")
 		if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Terminated == nil {
