@@ -78,9 +78,21 @@ func TestStreaming(t *testing.T) {
 	t.Run("ExecTTY", func(t *testing.T) {
 		// script(1) gives kubectl a terminal, as a user's shell would.
 		cmd := fmt.Sprintf("%s --kubeconfig %s exec -it -n %s stream -c httpd -- sh -c 'tty; test -t 0 && echo stdin is a terminal'", c.Kubectl, c.Kubeconfig, ns)
-		out, err := c.run(context.Background(), nil, "script", "-q", "-e", "-c", cmd, "/dev/null")
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// script's input stays open and empty: at its end script would
+		// type an end-of-file character, which the remote terminal echoes.
+		stdin, keep, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
+		}
+		defer keep.Close()
+		run := exec.CommandContext(ctx, "script", "-q", "-e", "-c", cmd, "/dev/null")
+		run.Stdin = stdin
+		out, err := run.Output()
+		stdin.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
 		}
 		if !regexp.MustCompile(`^/dev/pts/\d+\r\nstdin is a terminal\r\n$`).Match(out) {
 			t.Errorf("exec -it printed %q, want a pts, and stdin a terminal", out)
