@@ -80,8 +80,9 @@ func TestStreaming(t *testing.T) {
 		cmd := fmt.Sprintf("%s --kubeconfig %s exec -it -n %s stream -c httpd -- sh -c 'tty; test -t 0 && echo stdin is a terminal'", c.Kubectl, c.Kubeconfig, ns)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		// script's input stays open and empty: at its end script would
-		// type an end-of-file character, which the remote terminal echoes.
+		// script's input stays open until the output is in: at its end
+		// script types an end-of-file character, which the remote terminal
+		// would echo (as ^@), and script waits for it before it exits.
 		stdin, keep, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
@@ -89,12 +90,12 @@ func TestStreaming(t *testing.T) {
 		defer keep.Close()
 		run := exec.CommandContext(ctx, "script", "-q", "-e", "-c", cmd, "/dev/null")
 		run.Stdin = stdin
-		out, err := run.Output()
+		lines := startLines(t, run)
 		stdin.Close()
-		if err != nil {
+		if err := lines.wait(func(l string) bool { return l == "stdin is a terminal\r" }, 30*time.Second); err != nil {
 			t.Fatalf("%s: %v", cmd, err)
 		}
-		if !regexp.MustCompile(`^/dev/pts/\d+\r\nstdin is a terminal\r\n$`).Match(out) {
+		if out := lines.out.String(); !regexp.MustCompile(`^/dev/pts/\d+\r\nstdin is a terminal\r\n$`).MatchString(out) {
 			t.Errorf("exec -it printed %q, want a pts, and stdin a terminal", out)
 		}
 	})
