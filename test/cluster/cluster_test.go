@@ -171,7 +171,7 @@ func (c *Cluster) namespace(t testing.TB) string {
 		if t.Failed() {
 			c.dump(t, ns)
 		}
-		if _, err := c.kubectlErr("delete", "namespace", ns, "--wait=false"); err != nil {
+		if _, err := c.kubectlErr("delete", "namespace", ns, "--wait=false", "--ignore-not-found"); err != nil {
 			t.Logf("delete namespace: %v", err)
 		}
 	})

@@ -52,7 +52,7 @@ func snapshotHost(clusterDir string) (hostState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ip route: %w", err)
 	}
-	s["routes"] = setOf(strings.Split(strings.TrimSpace(string(routes)), "\n"))
+	s["routes"] = setOf(routeLines(string(routes)))
 	rules, err := framework.PacketFilterRules()
 	if err != nil {
 		return nil, err
@@ -136,6 +136,17 @@ func linkNames(out string) []string {
 		}
 	}
 	return names
+}
+
+// routeLines are the routes of `ip route show`, without the link state
+// ("linkdown"): a bridge of another network whose last port went does not
+// make a route the cluster's.
+func routeLines(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		lines = append(lines, strings.Join(slices.DeleteFunc(strings.Fields(l), func(f string) bool { return f == "linkdown" }), " "))
+	}
+	return lines
 }
 
 // ruleCounters are iptables-save's [packets:bytes] and nft's counters.
