@@ -21,7 +21,7 @@ import (
 // runImage is `criserver image SUBCOMMAND`.
 func runImage(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "import" {
-		return fail(stderr, usageError{errors.New("usage: criserver image import [--listen SOCKET] [--name NAME] FILE...")})
+		return fail(stderr, usageError{errors.New("usage: criserver image import [--listen SOCKET] [--name NAME] FILE")})
 	}
 	return runImageImport(ctx, args[1:], stdout, stderr)
 }
