@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,7 +36,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		return nil, fmt.Errorf("%w: pod sandbox %s is not ready", errFailedPrecondition, sb.ID)
 	}
 	key := nameKey(sb.ID, cfg.GetMetadata())
-	res, first := s.reserveName(key)
+	res, first := s.containers.reserve(key)
 	if !first {
 		// A retry of a call still running or already done: its result.
 		select {
@@ -56,13 +55,13 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	defer cancel()
 	unblockNRI := s.opts.NRI.BlockSync()
 	c, err := s.createContainer(cctx, sb, cfg)
-	s.finishReservation(key, res, c, err)
+	s.containers.finish(key, res, c, err)
 	unblockNRI()
 	if err != nil {
 		return nil, err
 	}
 	s.opts.NRI.PostCreateContainer(cctx, sb, c.nriView())
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+	s.containers.publish(c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: c.ID}, nil
 }
 
@@ -78,34 +77,6 @@ func validateContainerConfig(podID string, cfg *runtime.ContainerConfig) error {
 		return fmt.Errorf("%w: container image is empty", errInvalidArgument)
 	}
 	return nil
-}
-
-// reserveName returns the reservation of key and whether this call made it.
-func (s *Service) reserveName(key string) (*nameReservation, bool) {
-	st := s.containers
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if r, ok := st.byName[key]; ok {
-		return r, false
-	}
-	r := &nameReservation{done: make(chan struct{})}
-	st.byName[key] = r
-	return r, true
-}
-
-// finishReservation publishes the outcome; a failed create frees the name.
-func (s *Service) finishReservation(key string, r *nameReservation, c *containerRecord, err error) {
-	st := s.containers
-	st.mu.Lock()
-	if err != nil {
-		r.err = err
-		delete(st.byName, key)
-	} else {
-		r.id = c.ID
-		st.byID[c.ID] = c
-	}
-	st.mu.Unlock()
-	close(r.done)
 }
 
 func newContainerID() string {
@@ -137,9 +108,8 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		ID: id, PodID: sb.ID, Handler: s.opts.Runtime.ResolveHandler(sb.RuntimeHandler), Config: cfg, CreatedAt: time.Now(),
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
-		state:     runtime.ContainerState_CONTAINER_CREATED,
-		resources: cfg.GetLinux().GetResources(),
 	}
+	c.setStatus(containerStatus{State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources()})
 	defer func() {
 		if err != nil {
 			s.rollbackCreate(c)
@@ -164,7 +134,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
-		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
+		VolumeDir:         filepath.Join(s.containers.recordDir(id), "volumes"),
 		RecursiveReadOnly: feats.RecursiveReadOnly,
 		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),
@@ -194,7 +164,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	// The record exists before conmon does, so that a crash in between
 	// leaves something for start-up to clean up.
 	fault.Crash("container.create.before-record")
-	if err := s.saveContainer(c); err != nil {
+	if err := s.containers.save(c); err != nil {
 		return nil, err
 	}
 	clock.done("record")
@@ -207,8 +177,11 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	}
 	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
-	c.pid = pid
-	if err := s.saveContainer(c); err != nil {
+	err = s.containers.update(c, func(st *containerStatus) error {
+		st.Pid = pid
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	klog.V(2).InfoS("Created container", "containerID", id, "pod", sb.ID, "name", cfg.GetMetadata().GetName())
@@ -235,7 +208,7 @@ func (s *Service) rollbackCreate(c *containerRecord) {
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		klog.ErrorS(err, "Roll back container create: rootfs", "containerID", c.ID)
 	}
-	if err := os.RemoveAll(s.containerDir(c.ID)); err != nil {
+	if err := s.containers.delete(c); err != nil {
 		klog.ErrorS(err, "Roll back container create: record", "containerID", c.ID)
 	}
 }
@@ -267,7 +240,7 @@ func (s *Service) targetPIDNS(cfg *runtime.ContainerConfig) (string, error) {
 	if opts.GetPid() != runtime.NamespaceMode_TARGET {
 		return "", nil
 	}
-	t, err := s.getContainer(opts.GetTargetId())
+	t, err := s.containers.get(opts.GetTargetId())
 	if err != nil {
 		return "", fmt.Errorf("PID namespace target %q: %w", opts.GetTargetId(), errNotFound)
 	}

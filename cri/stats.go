@@ -271,7 +271,7 @@ func (s *Service) writableLayerMount() string {
 
 // ContainerStats implements runtime.RuntimeServiceServer.
 func (s *Service) ContainerStats(_ context.Context, req *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
