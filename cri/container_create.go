@@ -2,8 +2,6 @@ package cri
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -35,27 +33,25 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if sb.State != sandbox.StateReady {
 		return nil, fmt.Errorf("%w: pod sandbox %s is not ready", errFailedPrecondition, sb.ID)
 	}
-	key := nameKey(sb.ID, cfg.GetMetadata())
-	res, first := s.containers.reserve(key)
-	if !first {
-		// A retry of a call still running or already done: its result.
-		select {
-		case <-res.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the first CreateContainer of %s: %w", key, ctx.Err())
-		}
-		if res.err != nil {
-			return nil, res.err
-		}
-		return &runtime.CreateContainerResponse{ContainerId: res.id}, nil
+	// A retry of a call that made the container gets it (package
+	// reservation says why).
+	res, err := s.containers.names.Reserve(ctx, nameKey(sb.ID, cfg.GetMetadata()))
+	if err != nil {
+		return nil, err
+	}
+	if !res.Held {
+		return &runtime.CreateContainerResponse{ContainerId: res.ID}, nil
 	}
 	// The create runs to completion even when the caller gives up, so that
 	// the kubelet's retry gets this container instead of a half-made one.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
 	unblockNRI := s.opts.NRI.BlockSync()
-	c, err := s.createContainer(cctx, sb, cfg)
-	s.containers.finish(key, res, c, err)
+	c, err := s.createContainer(cctx, res.ID, sb, cfg)
+	if err == nil {
+		s.containers.add(c)
+	}
+	res.Done(err)
 	unblockNRI()
 	if err != nil {
 		return nil, err
@@ -79,17 +75,9 @@ func validateContainerConfig(podID string, cfg *runtime.ContainerConfig) error {
 	return nil
 }
 
-func newContainerID() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b)
-}
-
 // createContainer does the work of CreateContainer; on failure it leaves
 // nothing behind: no rootfs mount, bundle, conmon, cgroup or record.
-func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (_ *containerRecord, err error) {
+func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (_ *containerRecord, err error) {
 	img, err := s.opts.Images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		if errors.Is(err, imagestore.ErrNotFound) {
@@ -101,7 +89,6 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, err
 	}
-	id := newContainerID()
 	// The record names the handler itself, not "": the default may differ
 	// after a restart, and the container must stay with its runtime.
 	c := &containerRecord{

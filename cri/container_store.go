@@ -13,6 +13,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/atomicfile"
+	"github.com/criserver/criserver/reservation"
 	"github.com/criserver/criserver/sandbox"
 )
 
@@ -25,14 +26,6 @@ type podIndex interface {
 	Get(id string) (*sandbox.Sandbox, error)
 }
 
-// nameReservation holds a name while its container is made, so that a
-// retried CreateContainer waits for the first call and gets its result.
-type nameReservation struct {
-	done chan struct{}
-	id   string
-	err  error
-}
-
 // containerStore owns the containers' bookkeeping: the index by ID and by
 // name, the records on disk under dir, and the events of their changes.
 // Every change of a container's status goes through update.
@@ -41,15 +34,17 @@ type containerStore struct {
 	events *eventBus
 	pods   podIndex // nil: events carry no pod status
 
-	mu     sync.RWMutex
-	byID   map[string]*containerRecord
-	byName map[string]*nameReservation
+	// names reserves each container's name (nameKey) within its pod.
+	names *reservation.Names
+
+	mu   sync.RWMutex
+	byID map[string]*containerRecord
 }
 
 func newContainerStore(dir string, events *eventBus, pods podIndex) *containerStore {
 	return &containerStore{
 		dir: dir, events: events, pods: pods,
-		byID: map[string]*containerRecord{}, byName: map[string]*nameReservation{},
+		names: reservation.New(), byID: map[string]*containerRecord{},
 	}
 }
 
@@ -112,45 +107,17 @@ func (st *containerStore) byPod(podID string) []*containerRecord {
 	return out
 }
 
-// reserve returns the reservation of key and whether this call made it.
-func (st *containerStore) reserve(key string) (*nameReservation, bool) {
+// add indexes a container just made, under the name its create reserved.
+func (st *containerStore) add(c *containerRecord) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if r, ok := st.byName[key]; ok {
-		return r, false
-	}
-	r := &nameReservation{done: make(chan struct{})}
-	st.byName[key] = r
-	return r, true
-}
-
-// finish ends the reservation of key: a made container is indexed under
-// it, a failed create frees the name.
-func (st *containerStore) finish(key string, r *nameReservation, c *containerRecord, err error) {
-	st.mu.Lock()
-	if err != nil {
-		r.err = err
-		delete(st.byName, key)
-	} else {
-		r.id = c.ID
-		st.byID[c.ID] = c
-	}
-	st.mu.Unlock()
-	close(r.done)
+	st.byID[c.ID] = c
 }
 
 // index adds a container loaded from its record, its name taken.
 func (st *containerStore) index(c *containerRecord) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	st.byID[c.ID] = c
-	st.byName[c.nameKey] = &nameReservation{done: closedChan(), id: c.ID}
-}
-
-func closedChan() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
+	st.add(c)
+	st.names.Set(c.nameKey, c.ID)
 }
 
 // update changes c's status with fn, writes the record and publishes the
@@ -236,10 +203,8 @@ func (st *containerStore) delete(c *containerRecord) error {
 	st.mu.Lock()
 	indexed := st.byID[c.ID] == c
 	delete(st.byID, c.ID)
-	if r, ok := st.byName[c.nameKey]; ok && r.id == c.ID {
-		delete(st.byName, c.nameKey)
-	}
 	st.mu.Unlock()
+	st.names.Release(c.nameKey, c.ID)
 	if indexed {
 		st.publish(c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	}

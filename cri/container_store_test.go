@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -138,8 +139,8 @@ func TestStoreUpdateAfterDelete(t *testing.T) {
 		t.Errorf("a change after removal published %v", evs)
 	}
 	// The name is free again.
-	if _, first := st.reserve(c.nameKey); !first {
-		t.Error("the name of a deleted container is still taken")
+	if r, err := st.names.Reserve(context.Background(), c.nameKey); err != nil || !r.Held {
+		t.Errorf("the name of a deleted container is still taken: %+v, %v", r, err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/reservation"
 )
 
 func TestContainerLogPath(t *testing.T) {
@@ -136,7 +137,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func BenchmarkListContainers500(b *testing.B) {
 	s := New(Options{})
 	for i := 0; i < 500; i++ {
-		s.containers.index(testRecord(newContainerID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
+		s.containers.index(testRecord(reservation.NewID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -146,4 +147,3 @@ func BenchmarkListContainers500(b *testing.B) {
 		}
 	}
 }
-

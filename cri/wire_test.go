@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/reservation"
 )
 
 // serveTest serves s on a unix socket and returns a client of it.
@@ -97,7 +99,7 @@ func TestStreamContainers(t *testing.T) {
 		if i%3 == 0 {
 			pod = "pod-b"
 		}
-		s.containers.index(testRecord(newContainerID(), pod, runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": fmt.Sprint(i)}))
+		s.containers.index(testRecord(reservation.NewID(), pod, runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": fmt.Sprint(i)}))
 	}
 	cl := serveTest(t, s)
 	ctx := context.Background()
@@ -149,7 +151,7 @@ func TestServerOtherMethods(t *testing.T) {
 func BenchmarkListContainersWire500(b *testing.B) {
 	s := New(Options{})
 	for range 500 {
-		s.containers.index(testRecord(newContainerID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
+		s.containers.index(testRecord(reservation.NewID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
 	}
 	b.ReportAllocs()
 	for b.Loop() {
