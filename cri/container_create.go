@@ -96,13 +96,22 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
 	}
-	c.setStatus(containerStatus{State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources()})
+	c.setStatus(containerStatus{
+		State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources(), Incomplete: true,
+	})
 	defer func() {
 		if err != nil {
 			s.rollbackCreate(c)
 		}
 	}()
 	clock := newStepClock("CreateContainer", id)
+	// The record, marked incomplete, exists before anything is made for
+	// the container, so that start-up undoes what a crash left (as for
+	// pods); the last write clears the mark.
+	if err := s.containers.save(c); err != nil {
+		return nil, err
+	}
+	clock.done("record")
 	vols := imageVolumeMounts(cfg)
 	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
@@ -148,13 +157,7 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 	if err := spec.MakeDirs(); err != nil {
 		return nil, fmt.Errorf("create volume dirs of container %s: %w", id, err)
 	}
-	// The record exists before conmon does, so that a crash in between
-	// leaves something for start-up to clean up.
-	fault.Crash("container.create.before-record")
-	if err := s.containers.save(c); err != nil {
-		return nil, err
-	}
-	clock.done("record")
+	fault.Crash("container.create.before-conmon")
 	pid, err := s.opts.Runtime.Create(ctx, oci.CreateOptions{
 		ID: id, Name: cfg.GetMetadata().GetName(), Handler: c.Handler, Spec: spec.Spec, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
@@ -165,7 +168,7 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
 	err = s.containers.update(c, func(st *containerStatus) error {
-		st.Pid = pid
+		st.Pid, st.Incomplete = pid, false
 		return nil
 	})
 	if err != nil {

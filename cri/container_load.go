@@ -109,9 +109,8 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if st := c.Status(); st.Pid == 0 && st.State == runtime.ContainerState_CONTAINER_CREATED {
-		// The daemon died between writing the record and conmon reporting:
-		// the container never came to be.
+	if c.Status().Incomplete {
+		// The daemon died while making the container: it never came to be.
 		klog.InfoS("Removing a container whose creation was interrupted", "containerID", id)
 		s.rollbackCreate(c)
 		return nil
