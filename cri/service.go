@@ -85,6 +85,6 @@ func New(opts Options) *Service {
 		pods = opts.Sandboxes
 	}
 	s.containers = newContainerStore(filepath.Join(opts.Root, "containers"), s.events, pods)
-	s.layerFS = &layerFS{dir: s.writableLayerMount()}
+	s.layerFS = &layerFS{dir: s.writableLayerDir()}
 	return s
 }
