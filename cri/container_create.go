@@ -2,11 +2,8 @@ package cri
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -36,33 +33,31 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if sb.State != sandbox.StateReady {
 		return nil, fmt.Errorf("%w: pod sandbox %s is not ready", errFailedPrecondition, sb.ID)
 	}
-	key := nameKey(sb.ID, cfg.GetMetadata())
-	res, first := s.reserveName(key)
-	if !first {
-		// A retry of a call still running or already done: its result.
-		select {
-		case <-res.done:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for the first CreateContainer of %s: %w", key, ctx.Err())
-		}
-		if res.err != nil {
-			return nil, res.err
-		}
-		return &runtime.CreateContainerResponse{ContainerId: res.id}, nil
+	// A retry of a call that made the container gets it (package
+	// reservation says why).
+	res, err := s.containers.names.Reserve(ctx, nameKey(sb.ID, cfg.GetMetadata()))
+	if err != nil {
+		return nil, err
+	}
+	if !res.Held {
+		return &runtime.CreateContainerResponse{ContainerId: res.ID}, nil
 	}
 	// The create runs to completion even when the caller gives up, so that
 	// the kubelet's retry gets this container instead of a half-made one.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), createTimeout)
 	defer cancel()
 	unblockNRI := s.opts.NRI.BlockSync()
-	c, err := s.createContainer(cctx, sb, cfg)
-	s.finishReservation(key, res, c, err)
+	c, err := s.createContainer(cctx, res.ID, sb, cfg)
+	if err == nil {
+		s.containers.add(c)
+	}
+	res.Done(err)
 	unblockNRI()
 	if err != nil {
 		return nil, err
 	}
 	s.opts.NRI.PostCreateContainer(cctx, sb, c.nriView())
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
+	s.containers.publish(c, runtime.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return &runtime.CreateContainerResponse{ContainerId: c.ID}, nil
 }
 
@@ -80,45 +75,9 @@ func validateContainerConfig(podID string, cfg *runtime.ContainerConfig) error {
 	return nil
 }
 
-// reserveName returns the reservation of key and whether this call made it.
-func (s *Service) reserveName(key string) (*nameReservation, bool) {
-	st := s.containers
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if r, ok := st.byName[key]; ok {
-		return r, false
-	}
-	r := &nameReservation{done: make(chan struct{})}
-	st.byName[key] = r
-	return r, true
-}
-
-// finishReservation publishes the outcome; a failed create frees the name.
-func (s *Service) finishReservation(key string, r *nameReservation, c *containerRecord, err error) {
-	st := s.containers
-	st.mu.Lock()
-	if err != nil {
-		r.err = err
-		delete(st.byName, key)
-	} else {
-		r.id = c.ID
-		st.byID[c.ID] = c
-	}
-	st.mu.Unlock()
-	close(r.done)
-}
-
-func newContainerID() string {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b)
-}
-
 // createContainer does the work of CreateContainer; on failure it leaves
 // nothing behind: no rootfs mount, bundle, conmon, cgroup or record.
-func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (_ *containerRecord, err error) {
+func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sandbox, cfg *runtime.ContainerConfig) (_ *containerRecord, err error) {
 	img, err := s.opts.Images.Resolve(cfg.GetImage().GetImage())
 	if err != nil {
 		if errors.Is(err, imagestore.ErrNotFound) {
@@ -130,22 +89,29 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err != nil {
 		return nil, err
 	}
-	id := newContainerID()
 	// The record names the handler itself, not "": the default may differ
 	// after a restart, and the container must stay with its runtime.
 	c := &containerRecord{
 		ID: id, PodID: sb.ID, Handler: s.opts.Runtime.ResolveHandler(sb.RuntimeHandler), Config: cfg, CreatedAt: time.Now(),
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
-		state:     runtime.ContainerState_CONTAINER_CREATED,
-		resources: cfg.GetLinux().GetResources(),
 	}
+	c.setStatus(containerStatus{
+		State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources(), Incomplete: true,
+	})
 	defer func() {
 		if err != nil {
 			s.rollbackCreate(c)
 		}
 	}()
 	clock := newStepClock("CreateContainer", id)
+	// The record, marked incomplete, exists before anything is made for
+	// the container, so that start-up undoes what a crash left (as for
+	// pods); the last write clears the mark.
+	if err := s.containers.save(c); err != nil {
+		return nil, err
+	}
+	clock.done("record")
 	vols := imageVolumeMounts(cfg)
 	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
@@ -164,7 +130,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
-		VolumeDir:         filepath.Join(s.containerDir(id), "volumes"),
+		VolumeDir:         filepath.Join(s.containers.recordDir(id), "volumes"),
 		RecursiveReadOnly: feats.RecursiveReadOnly,
 		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),
@@ -191,13 +157,7 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	if err := spec.MakeDirs(); err != nil {
 		return nil, fmt.Errorf("create volume dirs of container %s: %w", id, err)
 	}
-	// The record exists before conmon does, so that a crash in between
-	// leaves something for start-up to clean up.
-	fault.Crash("container.create.before-record")
-	if err := s.saveContainer(c); err != nil {
-		return nil, err
-	}
-	clock.done("record")
+	fault.Crash("container.create.before-conmon")
 	pid, err := s.opts.Runtime.Create(ctx, oci.CreateOptions{
 		ID: id, Name: cfg.GetMetadata().GetName(), Handler: c.Handler, Spec: spec.Spec, LogPath: logPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
@@ -207,8 +167,11 @@ func (s *Service) createContainer(ctx context.Context, sb *sandbox.Sandbox, cfg 
 	}
 	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
-	c.pid = pid
-	if err := s.saveContainer(c); err != nil {
+	err = s.containers.update(c, func(st *containerStatus) error {
+		st.Pid, st.Incomplete = pid, false
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	klog.V(2).InfoS("Created container", "containerID", id, "pod", sb.ID, "name", cfg.GetMetadata().GetName())
@@ -235,7 +198,7 @@ func (s *Service) rollbackCreate(c *containerRecord) {
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		klog.ErrorS(err, "Roll back container create: rootfs", "containerID", c.ID)
 	}
-	if err := os.RemoveAll(s.containerDir(c.ID)); err != nil {
+	if err := s.containers.delete(c); err != nil {
 		klog.ErrorS(err, "Roll back container create: record", "containerID", c.ID)
 	}
 }
@@ -267,7 +230,7 @@ func (s *Service) targetPIDNS(cfg *runtime.ContainerConfig) (string, error) {
 	if opts.GetPid() != runtime.NamespaceMode_TARGET {
 		return "", nil
 	}
-	t, err := s.getContainer(opts.GetTargetId())
+	t, err := s.containers.get(opts.GetTargetId())
 	if err != nil {
 		return "", fmt.Errorf("PID namespace target %q: %w", opts.GetTargetId(), errNotFound)
 	}

@@ -51,7 +51,7 @@ func matchLabels(labels, selector map[string]string) bool {
 
 // ContainerStatus implements runtime.RuntimeServiceServer.
 func (s *Service) ContainerStatus(_ context.Context, req *runtime.ContainerStatusRequest) (*runtime.ContainerStatusResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	if err := s.opts.Runtime.WatchExits(ctx, s.onExit); err != nil {
 		return err
 	}
-	dir := s.containersDir()
+	dir := s.containers.dir
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -99,7 +99,7 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 }
 
 func (s *Service) loadContainer(ctx context.Context, id string) error {
-	dir := s.containerDir(id)
+	dir := s.containers.recordDir(id)
 	_ = atomicfile.RemoveTemps(dir)
 	var f recordFile
 	if err := atomicfile.ReadJSON(filepath.Join(dir, "container.json"), &f); err != nil {
@@ -109,9 +109,8 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if c.pid == 0 && c.State() == runtime.ContainerState_CONTAINER_CREATED {
-		// The daemon died between writing the record and conmon reporting:
-		// the container never came to be.
+	if c.Status().Incomplete {
+		// The daemon died while making the container: it never came to be.
 		klog.InfoS("Removing a container whose creation was interrupted", "containerID", id)
 		s.rollbackCreate(c)
 		return nil
@@ -119,15 +118,11 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	if _, err := s.opts.Images.MountRootfs(ctx, id); err != nil {
 		klog.ErrorS(err, "Remount container rootfs", "containerID", id)
 	}
-	s.containers.mu.Lock()
-	s.containers.byID[id] = c
-	s.containers.byName[c.nameKey] = &nameReservation{done: closedChan(), id: id}
-	s.containers.mu.Unlock()
+	s.containers.index(c)
 	exited := s.refreshContainer(c)
 	if exited {
-		c.mu.Lock()
-		code, at := c.exitCode, c.finishedAt
-		c.mu.Unlock()
+		st := c.Status()
+		code, at := st.ExitCode, st.FinishedAt
 		klog.InfoS("Container exited while the daemon was down; recorded its exit from the monitor's exit file", "containerID", id, "exitCode", code, "finishedAt", at)
 	}
 	if !exited && c.State() == runtime.ContainerState_CONTAINER_CREATED {
@@ -138,24 +133,18 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	if !exited && c.State() != runtime.ContainerState_CONTAINER_EXITED && s.opts.Runtime.ConmonPid(id) == 0 {
 		// Neither an exit file nor a monitor: the state dir was wiped (a
 		// reboot). The container is gone; its exit code is unknown.
-		c.mu.Lock()
-		c.state = runtime.ContainerState_CONTAINER_EXITED
-		c.exitCode = 255
-		c.reason = reasonUnknown
-		c.message = "container monitor is gone (host rebooted?)"
-		if c.finishedAt.IsZero() {
-			c.finishedAt = c.startedAt
-		}
-		c.mu.Unlock()
-		return s.saveContainer(c)
+		return s.containers.update(c, func(st *containerStatus) error {
+			st.State = runtime.ContainerState_CONTAINER_EXITED
+			st.ExitCode = 255
+			st.Reason = reasonUnknown
+			st.Message = "container monitor is gone (host rebooted?)"
+			if st.FinishedAt.IsZero() {
+				st.FinishedAt = st.StartedAt
+			}
+			return nil
+		})
 	}
 	return nil
-}
-
-func closedChan() chan struct{} {
-	ch := make(chan struct{})
-	close(ch)
-	return ch
 }
 
 // reconcileStarted marks running a container whose record says created
@@ -168,11 +157,12 @@ func (s *Service) reconcileStarted(ctx context.Context, c *containerRecord) erro
 		return nil // not found or not started: the record is right
 	}
 	klog.InfoS("Marking running a container the runtime started after its record was last saved (daemon died during StartContainer)", "containerID", c.ID)
-	c.mu.Lock()
-	if c.state == runtime.ContainerState_CONTAINER_CREATED {
-		c.state = runtime.ContainerState_CONTAINER_RUNNING
-		c.startedAt = time.Now()
-	}
-	c.mu.Unlock()
-	return s.saveContainer(c)
+	return s.containers.update(c, func(st *containerStatus) error {
+		if st.State != runtime.ContainerState_CONTAINER_CREATED {
+			return errUnchanged
+		}
+		st.State = runtime.ContainerState_CONTAINER_RUNNING
+		st.StartedAt = time.Now()
+		return nil
+	})
 }

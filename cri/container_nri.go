@@ -12,12 +12,11 @@ import (
 
 // nriView is what NRI plugins see of c.
 func (c *containerRecord) nriView() nri.Container {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	st := c.Status()
 	return nri.Container{
-		ID: c.ID, PodID: c.PodID, Config: c.Config, State: c.state, Pid: c.pid,
-		CgroupsPath: c.CgroupsPath, CreatedAt: c.CreatedAt, StartedAt: c.startedAt, FinishedAt: c.finishedAt,
-		ExitCode: c.exitCode, Reason: c.reason, Message: c.message, Resources: c.resources,
+		ID: c.ID, PodID: c.PodID, Config: c.Config, State: st.State, Pid: st.Pid,
+		CgroupsPath: c.CgroupsPath, CreatedAt: c.CreatedAt, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+		ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, Resources: st.Resources,
 	}
 }
 
@@ -60,7 +59,7 @@ func (r nriRuntime) Snapshot() ([]*sandbox.Sandbox, []nri.Container) {
 }
 
 func (r nriRuntime) Container(id string) (nri.Container, error) {
-	c, err := r.s.getContainer(id)
+	c, err := r.s.containers.get(id)
 	if err != nil {
 		return nri.Container{}, err
 	}
@@ -68,7 +67,7 @@ func (r nriRuntime) Container(id string) (nri.Container, error) {
 }
 
 func (r nriRuntime) UpdateResources(ctx context.Context, id string, res *runtime.LinuxContainerResources) error {
-	c, err := r.s.getContainer(id)
+	c, err := r.s.containers.get(id)
 	if err != nil {
 		return err
 	}
@@ -81,7 +80,7 @@ func (r nriRuntime) UpdateResources(ctx context.Context, id string, res *runtime
 }
 
 func (r nriRuntime) Evict(ctx context.Context, id, reason string) error {
-	c, err := r.s.getContainer(id)
+	c, err := r.s.containers.get(id)
 	if err != nil {
 		return err
 	}

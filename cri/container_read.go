@@ -49,7 +49,7 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 		md := c.Config.GetMetadata()
 		out = append(out, StoredContainer{
 			ID: c.ID, PodID: c.PodID, Name: md.GetName(), Attempt: md.GetAttempt(),
-			Image: c.Image.Ref, State: c.state,
+			Image: c.Image.Ref, State: c.State(),
 		})
 	}
 	return out, nil

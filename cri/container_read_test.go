@@ -18,9 +18,8 @@ func TestReadContainers(t *testing.T) {
 	c := &containerRecord{
 		ID: "c1", PodID: "p1", Image: containerImage{Ref: "busybox"},
 		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: "web", Attempt: 2}},
-		state:  runtime.ContainerState_CONTAINER_RUNNING,
 	}
-	f, err := c.toFile()
+	f, err := c.toFile(containerStatus{State: runtime.ContainerState_CONTAINER_RUNNING})
 	if err != nil {
 		t.Fatal(err)
 	}

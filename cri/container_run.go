@@ -15,7 +15,7 @@ import (
 
 // StartContainer implements runtime.RuntimeServiceServer.
 func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
@@ -37,16 +37,16 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	}
 	clock.done("runtime start")
 	fault.Crash("container.start.after-runtime")
-	c.mu.Lock()
-	c.startedAt = started
-	if c.state == runtime.ContainerState_CONTAINER_CREATED {
-		c.state = runtime.ContainerState_CONTAINER_RUNNING
-	}
-	c.mu.Unlock()
-	if err := s.saveContainer(c); err != nil {
+	err = s.containers.update(c, func(st *containerStatus) error {
+		st.StartedAt = started
+		if st.State == runtime.ContainerState_CONTAINER_CREATED {
+			st.State = runtime.ContainerState_CONTAINER_RUNNING
+		}
+		return nil
+	})
+	if err != nil {
 		klog.ErrorS(err, "Save started container", "containerID", c.ID)
 	}
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STARTED_EVENT)
 	s.opts.NRI.PostStartContainer(ctx, pod, c.nriView())
 	// A process that exits at once may have done so before the state
 	// above was set; the exit watcher found it still "created".
@@ -62,26 +62,26 @@ func (s *Service) failStart(c *containerRecord, startErr error) {
 	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, syscall.SIGKILL, 0); err != nil {
 		klog.ErrorS(err, "Kill container after failed start", "containerID", c.ID)
 	}
-	c.mu.Lock()
-	if c.state != runtime.ContainerState_CONTAINER_EXITED {
-		c.state = runtime.ContainerState_CONTAINER_EXITED
-		c.finishedAt = time.Now()
-		c.exitCode = 128
-	}
-	c.reason = reasonStartError
-	c.message = startErr.Error()
-	c.mu.Unlock()
-	if err := s.saveContainer(c); err != nil {
+	err := s.containers.update(c, func(st *containerStatus) error {
+		if st.State != runtime.ContainerState_CONTAINER_EXITED {
+			st.State = runtime.ContainerState_CONTAINER_EXITED
+			st.FinishedAt = time.Now()
+			st.ExitCode = 128
+		}
+		st.Reason = reasonStartError
+		st.Message = startErr.Error()
+		return nil
+	})
+	if err != nil {
 		klog.ErrorS(err, "Save failed container", "containerID", c.ID)
 	}
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	s.nriStopped(c)
 }
 
 // StopContainer implements runtime.RuntimeServiceServer. Stopping an
 // unknown or exited container succeeds.
 func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if errors.Is(err, errNotFound) {
 		return &runtime.StopContainerResponse{}, nil
 	}
@@ -120,7 +120,7 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 // RemoveContainer implements runtime.RuntimeServiceServer. A running
 // container is killed first; removing an unknown container succeeds.
 func (s *Service) RemoveContainer(ctx context.Context, req *runtime.RemoveContainerRequest) (*runtime.RemoveContainerResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if errors.Is(err, errNotFound) {
 		return &runtime.RemoveContainerResponse{}, nil
 	}
@@ -150,13 +150,11 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	}
 	clock.done("rootfs")
 	fault.Crash("container.remove.before-record")
-	if err := s.removeContainerRecord(c); err != nil {
+	if err := s.containers.delete(c); err != nil {
 		return err
 	}
 	clock.done("record")
-	s.containers.delete(c)
 	s.stats.forget(c.ID)
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_DELETED_EVENT)
 	s.opts.NRI.RemoveContainer(ctx, s.nriPod(c.PodID), c.nriView())
 	klog.V(2).InfoS("Removed container", "containerID", c.ID)
 	return nil

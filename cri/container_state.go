@@ -7,6 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/criserver/criserver/oci"
 )
 
 // Exit reasons reported in ContainerStatus.reason.
@@ -25,7 +27,7 @@ func (s *Service) refreshContainer(c *containerRecord) bool {
 	if c.State() == runtime.ContainerState_CONTAINER_EXITED {
 		return false
 	}
-	st, ok, err := s.opts.Runtime.Exited(c.ID, c.CgroupsPath)
+	ex, ok, err := s.opts.Runtime.Exited(c.ID, c.CgroupsPath)
 	if err != nil {
 		klog.ErrorS(err, "Read container exit status", "containerID", c.ID)
 		return false
@@ -33,49 +35,51 @@ func (s *Service) refreshContainer(c *containerRecord) bool {
 	if !ok {
 		return false
 	}
-	c.mu.Lock()
-	if c.state == runtime.ContainerState_CONTAINER_EXITED {
-		c.mu.Unlock()
-		return false
-	}
-	c.state = runtime.ContainerState_CONTAINER_EXITED
-	c.finishedAt = st.FinishedAt
-	if !c.startedAt.IsZero() && c.finishedAt.Before(c.startedAt) {
-		c.finishedAt = c.startedAt
-	}
-	c.exitCode = st.Code
-	switch {
-	case st.OOMKilled:
-		c.reason = reasonOOMKilled
-	case st.Code == 0:
-		c.reason = reasonCompleted
-	default:
-		c.reason = reasonError
-	}
-	c.mu.Unlock()
-	if err := s.saveContainer(c); err != nil {
+	exited := false
+	err = s.containers.update(c, func(st *containerStatus) error {
+		if st.State == runtime.ContainerState_CONTAINER_EXITED {
+			return errUnchanged
+		}
+		st.exited(ex)
+		exited = true
+		return nil
+	})
+	if err != nil {
 		klog.ErrorS(err, "Save exited container", "containerID", c.ID)
 	}
-	s.events.publish(s, c, runtime.ContainerEventType_CONTAINER_STOPPED_EVENT)
-	s.nriStopped(c)
-	return true
+	if exited {
+		s.nriStopped(c)
+	}
+	return exited
+}
+
+// exited records the exit conmon reported.
+func (st *containerStatus) exited(ex oci.ExitStatus) {
+	st.State = runtime.ContainerState_CONTAINER_EXITED
+	st.FinishedAt = ex.FinishedAt
+	if !st.StartedAt.IsZero() && st.FinishedAt.Before(st.StartedAt) {
+		st.FinishedAt = st.StartedAt
+	}
+	st.ExitCode = ex.Code
+	switch {
+	case ex.OOMKilled:
+		st.Reason = reasonOOMKilled
+	case ex.Code == 0:
+		st.Reason = reasonCompleted
+	default:
+		st.Reason = reasonError
+	}
 }
 
 // onExit is the exit watcher's callback.
 func (s *Service) onExit(id string) {
-	s.containers.mu.RLock()
-	c, ok := s.containers.byID[id]
-	s.containers.mu.RUnlock()
-	if ok {
+	if c, ok := s.containers.lookup(id); ok {
 		s.refreshContainer(c)
 	}
 }
 
 // toContainer is the ListContainers form.
 func (c *containerRecord) toContainer() *runtime.Container {
-	c.mu.Lock()
-	state := c.state
-	c.mu.Unlock()
 	return &runtime.Container{
 		Id:           c.ID,
 		PodSandboxId: c.PodID,
@@ -83,7 +87,7 @@ func (c *containerRecord) toContainer() *runtime.Container {
 		Image:        c.imageSpec(),
 		ImageRef:     c.imageRef(),
 		ImageId:      c.Image.ID,
-		State:        state,
+		State:        c.State(),
 		CreatedAt:    c.CreatedAt.UnixNano(),
 		Labels:       c.Config.GetLabels(),
 		Annotations:  c.Config.GetAnnotations(),
@@ -139,8 +143,7 @@ func unixNano(t time.Time) int64 {
 
 // toStatus is the ContainerStatus form.
 func (c *containerRecord) toStatus() *runtime.ContainerStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	cs := c.Status()
 	gids := make([]int64, 0, len(c.User.AdditionalGids))
 	for _, g := range c.User.AdditionalGids {
 		gids = append(gids, int64(g))
@@ -148,16 +151,16 @@ func (c *containerRecord) toStatus() *runtime.ContainerStatus {
 	st := &runtime.ContainerStatus{
 		Id:          c.ID,
 		Metadata:    c.Config.GetMetadata(),
-		State:       c.state,
+		State:       cs.State,
 		CreatedAt:   c.CreatedAt.UnixNano(),
-		StartedAt:   unixNano(c.startedAt),
-		FinishedAt:  unixNano(c.finishedAt),
-		ExitCode:    c.exitCode,
+		StartedAt:   unixNano(cs.StartedAt),
+		FinishedAt:  unixNano(cs.FinishedAt),
+		ExitCode:    cs.ExitCode,
 		Image:       c.imageSpec(),
 		ImageRef:    c.imageRef(),
 		ImageId:     c.Image.ID,
-		Reason:      c.reason,
-		Message:     c.message,
+		Reason:      cs.Reason,
+		Message:     cs.Message,
 		Labels:      c.Config.GetLabels(),
 		Annotations: c.Config.GetAnnotations(),
 		Mounts:      c.Config.GetMounts(),
@@ -167,8 +170,8 @@ func (c *containerRecord) toStatus() *runtime.ContainerStatus {
 		}},
 		StopSignal: signalEnum(c.StopSignal),
 	}
-	if c.resources != nil {
-		st.Resources = &runtime.ContainerResources{Linux: c.resources}
+	if cs.Resources != nil {
+		st.Resources = &runtime.ContainerResources{Linux: cs.Resources}
 	}
 	return st
 }

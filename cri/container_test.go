@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/reservation"
 )
 
 func TestContainerLogPath(t *testing.T) {
@@ -38,12 +38,14 @@ func TestContainerLogPath(t *testing.T) {
 }
 
 func testRecord(id, pod string, state runtime.ContainerState, labels map[string]string) *containerRecord {
-	return &containerRecord{
-		ID: id, PodID: pod, CreatedAt: time.Now(), state: state,
+	c := &containerRecord{
+		ID: id, PodID: pod, CreatedAt: time.Now(), nameKey: pod + "/" + id + "/0",
 		Config: &runtime.ContainerConfig{Metadata: &runtime.ContainerMetadata{Name: id}, Labels: labels,
 			Image: &runtime.ImageSpec{Image: "sha256:abc"}},
 		Image: containerImage{Ref: "sha256:abc", ID: "sha256:abc", RepoTags: []string{"reg/busybox:1"}, RepoDigests: []string{"reg/busybox@sha256:def"}},
 	}
+	c.setStatus(containerStatus{State: state})
+	return c
 }
 
 func TestMatchContainer(t *testing.T) {
@@ -109,10 +111,12 @@ func TestRecordRoundTrip(t *testing.T) {
 	c.Config.LogPath = "c/0.log"
 	c.User = oci.ResolvedUser{UID: 1, GID: 2, AdditionalGids: []uint32{3}}
 	c.StopSignal = syscall.SIGINT
-	c.startedAt, c.finishedAt = time.Unix(10, 0), time.Unix(20, 0)
-	c.exitCode, c.reason = 137, reasonOOMKilled
-	c.resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20}
-	f, err := c.toFile()
+	c.setStatus(containerStatus{
+		State: runtime.ContainerState_CONTAINER_EXITED, StartedAt: time.Unix(10, 0), FinishedAt: time.Unix(20, 0),
+		ExitCode: 137, Reason: reasonOOMKilled, Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 20},
+		Incomplete: true,
+	})
+	f, err := c.toFile(c.Status())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +128,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	if got.String() != want.String() {
 		t.Errorf("round trip changed the status:\n got %v\nwant %v", got, want)
 	}
+	if !back.Status().Incomplete {
+		t.Error("round trip lost the incomplete mark")
+	}
 	if back.nameKey != "pod/abc/0" {
 		t.Errorf("name key %q", back.nameKey)
 	}
@@ -134,7 +141,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func BenchmarkListContainers500(b *testing.B) {
 	s := New(Options{})
 	for i := 0; i < 500; i++ {
-		s.containers.add(testRecord(newContainerID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
+		s.containers.index(testRecord(reservation.NewID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -142,22 +149,5 @@ func BenchmarkListContainers500(b *testing.B) {
 		if err != nil || len(resp.Containers) != 500 {
 			b.Fatal(err)
 		}
-	}
-}
-
-func TestSaveAfterRemoveDoesNotResurrect(t *testing.T) {
-	s := New(Options{Root: t.TempDir()})
-	c := testRecord("abc", "pod", runtime.ContainerState_CONTAINER_RUNNING, nil)
-	if err := s.saveContainer(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.removeContainerRecord(c); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.saveContainer(c); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(s.containerDir(c.ID)); !os.IsNotExist(err) {
-		t.Errorf("a save after removal brought the record back: %v", err)
 	}
 }

@@ -14,7 +14,7 @@ import (
 // UpdateContainerResources implements runtime.RuntimeServiceServer: it
 // changes the live cgroup and what ContainerStatus reports.
 func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.UpdateContainerResourcesRequest) (*runtime.UpdateContainerResourcesResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
@@ -51,13 +51,14 @@ func (s *Service) setResources(ctx context.Context, c *containerRecord, r *runti
 	if err := s.opts.Runtime.UpdateResources(ctx, c.Handler, c.ID, res); err != nil {
 		return fmt.Errorf("update resources of container %s: %w", c.ID, err)
 	}
-	c.mu.Lock()
-	// oom_score_adj is fixed at creation; keep reporting the one in force.
-	updated := proto.Clone(r).(*runtime.LinuxContainerResources)
-	updated.OomScoreAdj = c.resources.GetOomScoreAdj()
-	c.resources = updated
-	c.mu.Unlock()
-	if err := s.saveContainer(c); err != nil {
+	err = s.containers.update(c, func(st *containerStatus) error {
+		// oom_score_adj is fixed at creation; keep reporting the one in force.
+		updated := proto.Clone(r).(*runtime.LinuxContainerResources)
+		updated.OomScoreAdj = st.Resources.GetOomScoreAdj()
+		st.Resources = updated
+		return nil
+	})
+	if err != nil {
 		klog.ErrorS(err, "Save updated container", "containerID", c.ID)
 	}
 	return nil
@@ -66,7 +67,7 @@ func (s *Service) setResources(ctx context.Context, c *containerRecord, r *runti
 // ReopenContainerLog implements runtime.RuntimeServiceServer: conmon
 // reopens the log file after the kubelet rotated it.
 func (s *Service) ReopenContainerLog(ctx context.Context, req *runtime.ReopenContainerLogRequest) (*runtime.ReopenContainerLogResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}

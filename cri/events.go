@@ -3,7 +3,6 @@ package cri
 import (
 	"fmt"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc/metadata"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -49,21 +48,9 @@ func (b *eventBus) hasSubscribers() bool {
 	return len(b.subs) > 0
 }
 
-// publish sends the event of c to every subscriber; one too slow to take
-// it is disconnected rather than blocking the container operation.
-func (b *eventBus) publish(s *Service, c *containerRecord, typ runtime.ContainerEventType) {
-	if !b.hasSubscribers() {
-		return
-	}
-	ev := &runtime.ContainerEventResponse{
-		ContainerId:        c.ID,
-		ContainerEventType: typ,
-		CreatedAt:          time.Now().UnixNano(),
-		PodSandboxStatus:   s.podStatusForEvent(c.PodID),
-	}
-	// The kubelet's evented PLEG takes the pod's container statuses from
-	// the event; a deleted container is no longer among them.
-	ev.ContainersStatuses = s.podContainerStatuses(c.PodID)
+// publish sends ev to every subscriber; one too slow to take it is
+// disconnected rather than blocking the container operation.
+func (b *eventBus) publish(ev *runtime.ContainerEventResponse) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for ch := range b.subs {
@@ -77,24 +64,14 @@ func (b *eventBus) publish(s *Service, c *containerRecord, typ runtime.Container
 	}
 }
 
-// podContainerStatuses is the status of every container of a pod, for
-// events and PodSandboxStatus' containers_statuses.
-func (s *Service) podContainerStatuses(podID string) []*runtime.ContainerStatus {
-	var out []*runtime.ContainerStatus
-	for _, c := range s.containers.byPod(podID) {
-		out = append(out, c.toStatus())
-	}
-	return out
-}
-
-// podStatusForEvent is the pod part of an event, built from the pod index
+// podEventStatus is the pod part of an event, built from the pod index
 // alone: calling PodSandboxStatus could wait on the pod's lock, which
 // StopPodSandbox and RemovePodSandbox hold while they stop our containers.
-func (s *Service) podStatusForEvent(podID string) *runtime.PodSandboxStatus {
-	if s.opts.Sandboxes == nil {
+func podEventStatus(pods podIndex, podID string) *runtime.PodSandboxStatus {
+	if pods == nil {
 		return nil
 	}
-	sb, err := s.opts.Sandboxes.Get(podID)
+	sb, err := pods.Get(podID)
 	if err != nil {
 		return nil
 	}

@@ -25,7 +25,7 @@ func (s *Service) PodSandboxStatus(_ context.Context, req *runtime.PodSandboxSta
 	}
 	resp := &runtime.PodSandboxStatusResponse{
 		Status:             podStatus(sb),
-		ContainersStatuses: s.podContainerStatuses(id),
+		ContainersStatuses: s.containers.podStatuses(id),
 		Timestamp:          time.Now().UnixNano(),
 	}
 	if req.GetVerbose() {

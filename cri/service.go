@@ -5,6 +5,7 @@
 package cri
 
 import (
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -76,9 +77,14 @@ type Service struct {
 // New returns a Service for opts.
 func New(opts Options) *Service {
 	s := &Service{
-		opts: opts, containers: newContainerStore(), events: newEventBus(), stats: newStatsCache(opts.PodMetrics),
+		opts: opts, events: newEventBus(), stats: newStatsCache(opts.PodMetrics),
 		blockDevs: newBlockDevices("/sys/dev/block"),
 	}
-	s.layerFS = &layerFS{dir: s.writableLayerMount()}
+	var pods podIndex
+	if opts.Sandboxes != nil {
+		pods = opts.Sandboxes
+	}
+	s.containers = newContainerStore(filepath.Join(opts.Root, "containers"), s.events, pods)
+	s.layerFS = &layerFS{dir: s.writableLayerDir()}
 	return s
 }

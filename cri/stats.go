@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -211,7 +210,7 @@ func (s *Service) measureWritableLayer(id string) {
 	if s.opts.Images == nil {
 		return
 	}
-	if _, _, err := s.opts.Images.RootfsUsage(id, 0); err != nil {
+	if _, err := s.opts.Images.MeasureRootfs(id); err != nil {
 		klog.V(4).InfoS("No writable layer usage for container", "containerID", id, "err", err)
 	}
 }
@@ -255,7 +254,7 @@ func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, e
 		}
 	}
 	now := time.Now().UnixNano()
-	st.WritableLayer = &runtime.FilesystemUsage{Timestamp: now, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.writableLayerMount()}}
+	st.WritableLayer = &runtime.FilesystemUsage{Timestamp: now, FsId: &runtime.FilesystemIdentifier{Mountpoint: s.writableLayerDir()}}
 	if bytes, inodes, err := s.opts.Images.RootfsUsage(c.ID, statsMaxAge); err == nil {
 		st.WritableLayer.UsedBytes, st.WritableLayer.InodesUsed = u64(bytes), u64(inodes)
 	} else {
@@ -264,14 +263,18 @@ func (s *Service) containerStats(c *containerRecord) (*runtime.ContainerStats, e
 	return st, nil
 }
 
-// writableLayerMount is where writable layers live (<root>/overlay2).
-func (s *Service) writableLayerMount() string {
-	return filepath.Join(s.opts.Root, "overlay2")
+// writableLayerDir is where the image store keeps writable layers; ""
+// without a store.
+func (s *Service) writableLayerDir() string {
+	if s.opts.Images == nil {
+		return ""
+	}
+	return s.opts.Images.RootfsDir()
 }
 
 // ContainerStats implements runtime.RuntimeServiceServer.
 func (s *Service) ContainerStats(_ context.Context, req *runtime.ContainerStatsRequest) (*runtime.ContainerStatsResponse, error) {
-	c, err := s.getContainer(req.GetContainerId())
+	c, err := s.containers.get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}

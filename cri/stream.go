@@ -81,7 +81,7 @@ func (s *Service) streamServer() (*streaming.Server, error) {
 
 // runningContainer finds a container that can take an exec or attach.
 func (s *Service) runningContainer(id string) (*containerRecord, error) {
-	c, err := s.getContainer(id)
+	c, err := s.containers.get(id)
 	if err != nil {
 		return nil, err
 	}

@@ -24,9 +24,9 @@ func TestStreamRequestValidation(t *testing.T) {
 	defer srv.Stop()
 	running := testRecord("aaaa1111", "pod", runtime.ContainerState_CONTAINER_RUNNING, nil)
 	running.Config.Stdin = true
-	s.containers.add(running)
-	s.containers.add(testRecord("bbbb2222", "pod", runtime.ContainerState_CONTAINER_EXITED, nil))
-	s.containers.add(testRecord("cccc3333", "pod", runtime.ContainerState_CONTAINER_RUNNING, nil))
+	s.containers.index(running)
+	s.containers.index(testRecord("bbbb2222", "pod", runtime.ContainerState_CONTAINER_EXITED, nil))
+	s.containers.index(testRecord("cccc3333", "pod", runtime.ContainerState_CONTAINER_RUNNING, nil))
 	ctx := context.Background()
 
 	execTests := []struct {

@@ -13,7 +13,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// NewServer returns a gRPC server serving both CRI services. Its codec
+// NewServer returns a gRPC server serving both CRI services and
+// criserver's image import (image_import.go). Its codec
 // sends wireMessage replies as they are, so that ListContainers can reply
 // from per-container encodings cached in memory instead of building and
 // marshalling every container on each of the kubelet's relists.
@@ -29,6 +30,7 @@ func (s *Service) NewServer(opts ...grpc.ServerOption) *grpc.Server {
 	}
 	srv.RegisterService(&desc, s)
 	runtime.RegisterImageServiceServer(srv, s)
+	srv.RegisterService(&importServiceDesc, s)
 	return srv
 }
 
@@ -137,25 +139,24 @@ func wireContainers(entries [][]byte) wireMessage {
 	return wireMessage{buf: mem.NewBuffer(buf, pool)}
 }
 
+// wireEntry is a container's ListContainers entry in wire form, encoded
+// for one state.
+type wireEntry struct {
+	state runtime.ContainerState
+	b     []byte
+}
+
 // wireContainer returns c's ListContainers entry in wire form, encoded
 // once per state: nothing else in it changes after creation.
 func (c *containerRecord) wireContainer() ([]byte, error) {
-	c.mu.Lock()
-	if c.wire != nil && c.wireState == c.state {
-		b := c.wire
-		c.mu.Unlock()
-		return b, nil
+	if w := c.wire.Load(); w != nil && w.state == c.State() {
+		return w.b, nil
 	}
-	c.mu.Unlock()
 	m := c.toContainer()
 	b, err := proto.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode container %s: %w", c.ID, err)
 	}
-	c.mu.Lock()
-	if c.state == m.State { // not cached if it changed meanwhile
-		c.wire, c.wireState = b, m.State
-	}
-	c.mu.Unlock()
+	c.wire.Store(&wireEntry{state: m.State, b: b})
 	return b, nil
 }

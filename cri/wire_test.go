@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/criserver/criserver/reservation"
 )
 
 // serveTest serves s on a unix socket and returns a client of it.
@@ -41,9 +43,9 @@ func TestListContainersWire(t *testing.T) {
 	s := New(Options{})
 	running := testRecord("aaa111", "pod1", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"app": "web"})
 	running.Config.Annotations = map[string]string{"io.kubernetes.container.hash": "1234"}
-	s.containers.add(running)
-	s.containers.add(testRecord("bbb222", "pod2", runtime.ContainerState_CONTAINER_CREATED, map[string]string{"app": "db"}))
-	s.containers.add(testRecord("ccc333", "pod1", runtime.ContainerState_CONTAINER_EXITED, nil))
+	s.containers.index(running)
+	s.containers.index(testRecord("bbb222", "pod2", runtime.ContainerState_CONTAINER_CREATED, map[string]string{"app": "db"}))
+	s.containers.index(testRecord("ccc333", "pod1", runtime.ContainerState_CONTAINER_EXITED, nil))
 	cl := serveTest(t, s)
 	ctx := context.Background()
 
@@ -75,9 +77,7 @@ func TestListContainersWire(t *testing.T) {
 	}
 	check(t)
 	// The encodings are cached now; a state change must show.
-	running.mu.Lock()
-	running.state = runtime.ContainerState_CONTAINER_EXITED
-	running.mu.Unlock()
+	running.setStatus(containerStatus{State: runtime.ContainerState_CONTAINER_EXITED})
 	check(t)
 	got, err := cl.ListContainers(ctx, &runtime.ListContainersRequest{Filter: &runtime.ContainerFilter{Id: "aaa"}})
 	if err != nil || len(got.Containers) != 1 || got.Containers[0].State != runtime.ContainerState_CONTAINER_EXITED {
@@ -99,7 +99,7 @@ func TestStreamContainers(t *testing.T) {
 		if i%3 == 0 {
 			pod = "pod-b"
 		}
-		s.containers.add(testRecord(newContainerID(), pod, runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": fmt.Sprint(i)}))
+		s.containers.index(testRecord(reservation.NewID(), pod, runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": fmt.Sprint(i)}))
 	}
 	cl := serveTest(t, s)
 	ctx := context.Background()
@@ -135,7 +135,7 @@ func TestStreamContainers(t *testing.T) {
 // TestServerOtherMethods checks that the codec leaves other replies alone.
 func TestServerOtherMethods(t *testing.T) {
 	s := New(Options{})
-	s.containers.add(testRecord("aaa111", "pod1", runtime.ContainerState_CONTAINER_EXITED, nil))
+	s.containers.index(testRecord("aaa111", "pod1", runtime.ContainerState_CONTAINER_EXITED, nil))
 	cl := serveTest(t, s)
 	resp, err := cl.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: "aaa111"})
 	if err != nil {
@@ -151,7 +151,7 @@ func TestServerOtherMethods(t *testing.T) {
 func BenchmarkListContainersWire500(b *testing.B) {
 	s := New(Options{})
 	for range 500 {
-		s.containers.add(testRecord(newContainerID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
+		s.containers.index(testRecord(reservation.NewID(), "pod", runtime.ContainerState_CONTAINER_RUNNING, map[string]string{"i": "x"}))
 	}
 	b.ReportAllocs()
 	for b.Loop() {

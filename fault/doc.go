@@ -19,9 +19,9 @@
 //	sandbox.run.before-record    all steps done, READY record not yet written
 //	sandbox.stop.after-cni       CNI DEL done, record not yet updated (Stop/Remove)
 //	sandbox.remove.before-record pod torn down, record not yet deleted
-//	container.create.after-rootfs   writable layer mounted, no record yet
-//	container.create.before-record  spec made, first record not yet written
-//	container.create.after-conmon   conmon and runtime create done, pid not recorded
+//	container.create.after-rootfs   writable layer mounted, record marked incomplete
+//	container.create.before-conmon  spec and volume dirs made, conmon not started
+//	container.create.after-conmon   conmon and runtime create done, record still incomplete
 //	container.start.after-runtime   runtime start done, RUNNING not yet recorded
 //	container.stop.after-signal     stop signal sent, no wait or SIGKILL yet
 //	container.stop.after-runtime    exit file written, exit not yet picked up

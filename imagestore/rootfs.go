@@ -336,29 +336,41 @@ func unmount(p string) error {
 }
 
 // RootfsUsage is the disk usage of a container's writable layer: the last
-// measurement if it is younger than maxAge, else a walk of the upper
-// directory now.
+// measurement if it is younger than maxAge, else MeasureRootfs's.
 func (s *Store) RootfsUsage(containerID string, maxAge time.Duration) (bytes, inodes uint64, err error) {
-	s.mu.Lock()
-	r, ok := s.rootfs[containerID]
-	if ok && !r.usageAt.IsZero() && time.Since(r.usageAt) < maxAge {
-		u := r.usage
-		s.mu.Unlock()
+	if u, at, ok := s.CachedRootfsUsage(containerID); ok && time.Since(at) < maxAge {
 		return uint64(u.Bytes), uint64(u.Inodes), nil
 	}
+	u, err := s.MeasureRootfs(containerID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return uint64(u.Bytes), uint64(u.Inodes), nil
+}
+
+// MeasureRootfs walks a container's writable layer (its upper directory)
+// now and keeps the figure as the layer's last measurement, which
+// CachedRootfsUsage and ContainerFsUsage report without walking.
+func (s *Store) MeasureRootfs(containerID string) (Usage, error) {
+	s.mu.Lock()
+	r, ok := s.rootfs[containerID]
 	s.mu.Unlock()
 	if !ok {
-		return 0, 0, fmt.Errorf("rootfs usage of %s: %w", containerID, os.ErrNotExist)
+		return Usage{}, fmt.Errorf("rootfs usage of %s: %w", containerID, os.ErrNotExist)
 	}
 	u, err := walkUsage(filepath.Join(s.rootfsPath(containerID), "diff"))
 	if err != nil {
-		return 0, 0, fmt.Errorf("rootfs usage of %s: %w", containerID, err)
+		return Usage{}, fmt.Errorf("rootfs usage of %s: %w", containerID, err)
 	}
 	s.mu.Lock()
 	r.usage, r.usageAt = u, time.Now()
 	s.mu.Unlock()
-	return uint64(u.Bytes), uint64(u.Inodes), nil
+	return u, nil
 }
+
+// RootfsDir is the directory the writable layers live in: the filesystem
+// their usage is reported on.
+func (s *Store) RootfsDir() string { return s.layerDir }
 
 // CachedRootfsUsage is the last measurement of a container's writable
 // layer (RootfsUsage's, which the stats refresher keeps current for

@@ -62,6 +62,23 @@ func TestRootfsMergedViewAndLifecycle(t *testing.T) {
 	if u := s.ContainerFsUsage(); u.UsedBytes < 10000 {
 		t.Errorf("ContainerFsUsage = %+v", u)
 	}
+	// MeasureRootfs walks now and leaves its figure for the cached views.
+	if err := os.WriteFile(filepath.Join(merged, "third"), make([]byte, 7000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	measured, err := s.MeasureRootfs(cid)
+	if err != nil || uint64(measured.Bytes) < b+12000 {
+		t.Errorf("MeasureRootfs = %+v, %v; want at least %d bytes", measured, err, b+12000)
+	}
+	if cached, _, ok := s.CachedRootfsUsage(cid); !ok || cached != measured {
+		t.Errorf("CachedRootfsUsage = %+v, %v; want MeasureRootfs's %+v", cached, ok, measured)
+	}
+	if _, err := s.MeasureRootfs("no-such-container"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("MeasureRootfs of an unknown container: %v, want not exist", err)
+	}
+	if d := s.RootfsDir(); filepath.Dir(m.Path) != filepath.Join(d, cid) {
+		t.Errorf("RootfsDir %s does not hold the rootfs %s", d, m.Path)
+	}
 	// The image goes, its layers stay for the container.
 	if err := s.Remove(ctx, img.ID); err != nil {
 		t.Fatal(err)

@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/oci"
+	"github.com/criserver/criserver/reservation"
 )
 
 // Network attaches pods to the pod network (cni.Manager).
@@ -52,18 +51,12 @@ type Options struct {
 type Manager struct {
 	opts Options
 
+	// names reserves each pod's metadata key while it is made and after.
+	names *reservation.Names
+
 	mu       sync.Mutex
 	pods     map[string]*Sandbox
-	byName   map[string]*reservation // metadata key → pod being made or made
-	podLocks map[string]*sync.Mutex  // per pod: serialises stop/remove
-}
-
-// reservation holds a metadata key while the pod is made, so that a retry
-// waits for the first call's outcome and then gets the same pod.
-type reservation struct {
-	done chan struct{}
-	id   string
-	err  error
+	podLocks map[string]*sync.Mutex // per pod: serialises stop/remove
 }
 
 // New loads the pod records under opts.Root and returns the Manager.
@@ -89,7 +82,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 	m := &Manager{
 		opts:     opts,
 		pods:     map[string]*Sandbox{},
-		byName:   map[string]*reservation{},
+		names:    reservation.New(),
 		podLocks: map[string]*sync.Mutex{},
 	}
 	for _, d := range []string{m.podsDir(), m.statePodsDir(), m.pinDir(nsNet), m.pinDir(nsIPC), m.pinDir(nsUTS), m.pinDir(nsUser)} {
@@ -161,12 +154,4 @@ func (m *Manager) update(s *Sandbox) {
 	if _, ok := m.pods[s.ID]; ok {
 		m.pods[s.ID] = s.clone()
 	}
-}
-
-func newID() string {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	return hex.EncodeToString(b[:])
 }

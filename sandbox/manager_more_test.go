@@ -16,6 +16,7 @@ import (
 
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
+	"github.com/criserver/criserver/reservation"
 )
 
 // fakeNetwork records calls and fails ADD when told to.
@@ -50,7 +51,7 @@ func TestRunFailureLeavesNothing(t *testing.T) {
 	nw := &fakeNetwork{failAdd: errors.New("plugin exploded")}
 	m := newTestManager(t, nw)
 	cfg := podConfig("fail")
-	cgParent := "/critest-fail-" + newID()[:8]
+	cgParent := "/critest-fail-" + reservation.NewID()[:8]
 	cfg.Linux.CgroupParent = cgParent
 	_, err := m.Run(context.Background(), cfg, "")
 	if err == nil || !strings.Contains(err.Error(), "plugin exploded") {
@@ -188,7 +189,7 @@ func TestPodResourcesAndSystemdParent(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := podConfig("res")
-	cfg.Linux.CgroupParent = "critest-pod" + newID()[:8] + ".slice"
+	cfg.Linux.CgroupParent = "critest-pod" + reservation.NewID()[:8] + ".slice"
 	cfg.Linux.Resources = &runtime.LinuxContainerResources{MemoryLimitInBytes: 256 << 20, CpuShares: 512}
 	sb, err := m.Run(context.Background(), cfg, "")
 	if err != nil {

@@ -137,7 +137,7 @@ func (m *Manager) load(ctx context.Context) error {
 			}
 		}
 		m.pods[id] = sb
-		m.byName[metadataKey(sb.Metadata())] = &reservation{done: closedChan(), id: id}
+		m.names.Set(metadataKey(sb.Metadata()), id)
 	}
 	return nil
 }
@@ -177,10 +177,4 @@ func (m *Manager) intact(sb *Sandbox) bool {
 		}
 	}
 	return sb.InfraPID == 0 || infraAlive(sb.InfraPID, sb.ID)
-}
-
-func closedChan() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
 }

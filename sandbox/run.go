@@ -30,53 +30,26 @@ func (m *Manager) Run(ctx context.Context, cfg *runtime.PodSandboxConfig, handle
 	if err := m.validate(cfg, handler); err != nil {
 		return nil, err
 	}
-	key := metadataKey(cfg.GetMetadata())
-	r, first, err := m.reserve(ctx, key)
+	// A retry of a call that made the pod gets it (package reservation
+	// says why).
+	r, err := m.names.Reserve(ctx, metadataKey(cfg.GetMetadata()))
 	if err != nil {
 		return nil, err
 	}
-	if !first {
-		return m.Get(r.id)
+	if !r.Held {
+		return m.Get(r.ID)
 	}
-	sb, err := m.create(context.WithoutCancel(ctx), r.id, cfg, handler)
-	m.mu.Lock()
-	if err != nil {
-		r.err = err
-		delete(m.byName, key)
-	} else {
+	sb, err := m.create(context.WithoutCancel(ctx), r.ID, cfg, handler)
+	if err == nil {
+		m.mu.Lock()
 		m.pods[sb.ID] = sb.clone()
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
-	close(r.done)
+	r.Done(err)
 	if err != nil {
 		return nil, err
 	}
 	return sb, nil
-}
-
-// reserve claims key for a new pod (first is true), or waits for the call
-// that holds it and returns its successful reservation. A failed call
-// releases the key, and the waiter then claims it afresh.
-func (m *Manager) reserve(ctx context.Context, key string) (r *reservation, first bool, err error) {
-	for {
-		m.mu.Lock()
-		r, ok := m.byName[key]
-		if !ok {
-			r = &reservation{done: make(chan struct{}), id: newID()}
-			m.byName[key] = r
-			m.mu.Unlock()
-			return r, true, nil
-		}
-		m.mu.Unlock()
-		select {
-		case <-r.done:
-		case <-ctx.Done():
-			return nil, false, ctx.Err()
-		}
-		if r.err == nil {
-			return r, false, nil
-		}
-	}
 }
 
 // create makes every part of the pod in order, and undoes them all on

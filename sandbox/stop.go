@@ -88,10 +88,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.pods, id)
 	delete(m.podLocks, id)
-	if r, ok := m.byName[metadataKey(sb.Metadata())]; ok && r.id == id {
-		delete(m.byName, metadataKey(sb.Metadata()))
-	}
 	m.mu.Unlock()
+	m.names.Release(metadataKey(sb.Metadata()), id)
 	klog.InfoS("Pod sandbox removed", "pod", id)
 	return nil
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"path/filepath"
+	"strings"
 
 	"github.com/criserver/criserver/test/e2e/framework"
 )
@@ -31,12 +32,16 @@ func imageArchives(dir string) ([]string, error) {
 	// Its own top layer makes it an image of its own, with its own ID.
 	victim.AddLayer(framework.File("gc-victim", "remove me\n", 0o644))
 	var paths []string
-	for name, img := range map[string]*framework.Image{
-		busyboxImage: busybox,
-		gcImage:      victim,
-	} {
-		p := filepath.Join(dir, filepath.Base(name)+".tar")
-		if err := framework.WriteArchive(p, name, img); err != nil {
+	for _, i := range []struct {
+		name, tag string
+		img       *framework.Image
+	}{{busyboxImage, "1", busybox}, {gcImage, "1", victim}} {
+		b, err := i.img.Build()
+		if err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, strings.ReplaceAll(filepath.Base(i.name), ":", "-")+".tar")
+		if err := b.WriteOCIArchive(p, i.name, i.tag); err != nil {
 			return nil, err
 		}
 		paths = append(paths, p)

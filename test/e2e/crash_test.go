@@ -237,7 +237,7 @@ func TestCrash(t *testing.T) {
 		{"sandbox.run.before-record", newPod, runPodCall},
 		{"sandbox.run.after-infra", newPod, sharedPIDPodCall},
 		{"container.create.after-rootfs", newPod, createCall},
-		{"container.create.before-record", newPod, createCall},
+		{"container.create.before-conmon", newPod, createCall},
 		{"container.create.after-conmon", newPod, createCall},
 		{"container.start.after-runtime", createdCtr, startCall},
 		{"container.stop.after-signal", stubbornCtr, stopCall},
