@@ -74,17 +74,18 @@ EOF
 	kubectl -n "$ns" wait --for=condition=Ready pod --all --timeout=120s >/dev/null || fail "pods not Ready"
 	echo "smoke: ${#nodes[@]} pod(s) Ready on ${nodes[*]} after $((SECONDS - start)) s"
 
+	# busybox-static's wget crashes with -T: timeout bounds it instead.
 	local client=web-${nodes[0]} ip got
 	for n in "${nodes[@]}"; do
 		ip=$(kubectl -n "$ns" get pod "web-$n" -o jsonpath='{.status.podIP}')
-		got=$(kubectl -n "$ns" exec "$client" -- wget -qO- -T 5 "http://$ip:8080/") || fail "$client -> web-$n ($ip)"
+		got=$(kubectl -n "$ns" exec "$client" -- timeout 10 wget -qO- "http://$ip:8080/") || fail "$client -> web-$n ($ip)"
 		[[ $got == "web-$n" ]] || fail "$client -> web-$n ($ip) answered '$got'"
 		echo "smoke: pod to pod: $client -> web-$n at $ip ok"
 	done
 	# Through the Service by its DNS name, until every pod has answered.
 	local seen=() i
 	for ((i = 0; i < 40 && ${#seen[@]} < ${#nodes[@]}; i++)); do
-		got=$(kubectl -n "$ns" exec "$client" -- wget -qO- -T 5 "http://web.$ns.svc.cluster.local/") ||
+		got=$(kubectl -n "$ns" exec "$client" -- timeout 10 wget -qO- "http://web.$ns.svc.cluster.local/") ||
 			fail "$client -> service web.$ns.svc.cluster.local"
 		[[ " ${seen[*]} " == *" $got "* ]] || seen+=("$got")
 	done
