@@ -39,6 +39,7 @@ var codeTable = []struct {
 	{oci.ErrInvalid, codes.InvalidArgument},
 	{cgroups.ErrInvalid, codes.InvalidArgument},
 	{imagestore.ErrInvalidReference, codes.InvalidArgument},
+	{imagestore.ErrInvalidArchive, codes.InvalidArgument},
 	{errNotFound, codes.NotFound},
 	{sandbox.ErrNotFound, codes.NotFound},
 	{imagestore.ErrNotFound, codes.NotFound},

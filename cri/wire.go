@@ -13,7 +13,8 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// NewServer returns a gRPC server serving both CRI services. Its codec
+// NewServer returns a gRPC server serving both CRI services and
+// criserver's image import (image_import.go). Its codec
 // sends wireMessage replies as they are, so that ListContainers can reply
 // from per-container encodings cached in memory instead of building and
 // marshalling every container on each of the kubelet's relists.
@@ -29,6 +30,7 @@ func (s *Service) NewServer(opts ...grpc.ServerOption) *grpc.Server {
 	}
 	srv.RegisterService(&desc, s)
 	runtime.RegisterImageServiceServer(srv, s)
+	srv.RegisterService(&importServiceDesc, s)
 	return srv
 }
 

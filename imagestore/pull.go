@@ -61,7 +61,17 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth) (Image, error)
 		return Image{}, err
 	}
 	defer src.Close()
+	img, err := s.copyImage(ctx, src, sys, r)
+	if err != nil {
+		return Image{}, err
+	}
+	klog.InfoS("Pulled image", "ref", r.String(), "id", img.ID, "duration", time.Since(start))
+	return img, nil
+}
 
+// copyImage stores the image src offers for this host under r's names:
+// manifest, config and every missing layer, then the record.
+func (s *Store) copyImage(ctx context.Context, src types.ImageSource, sys *types.SystemContext, r imageRef) (Image, error) {
 	m, topDigest, err := s.fetchManifest(ctx, src, sys, r)
 	if err != nil {
 		return Image{}, err
@@ -80,12 +90,7 @@ func (s *Store) pull(ctx context.Context, r imageRef, auth *Auth) (Image, error)
 	if err := s.fetchLayers(ctx, src, layers, cfg.RootFS.DiffIDs, chain); err != nil {
 		return Image{}, err
 	}
-	img, err := s.commitImage(r, topDigest, imageConfig{cfg, cfgDigest, m.ConfigInfo().Size}, chain, manifestAnnotations(m))
-	if err != nil {
-		return Image{}, err
-	}
-	klog.InfoS("Pulled image", "ref", r.String(), "id", img.ID, "layers", len(chain), "duration", time.Since(start))
-	return img, nil
+	return s.commitImage(r, topDigest, imageConfig{cfg, cfgDigest, m.ConfigInfo().Size}, chain, manifestAnnotations(m))
 }
 
 // systemContext maps the store config and the pull's credentials onto

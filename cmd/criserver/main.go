@@ -28,6 +28,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runDiff(context.Background(), args[1:], stdout, stderr)
 		case "df":
 			return runDf(context.Background(), args[1:], stdout, stderr)
+		case "image":
+			return runImage(context.Background(), args[1:], stdout, stderr)
 		}
 	}
 	printConfig := len(args) > 0 && args[0] == "config"

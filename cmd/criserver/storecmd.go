@@ -31,24 +31,30 @@ func newStoreFlags(name, usage string, stderr io.Writer) *storeFlags {
 	return f
 }
 
-// parse accepts flags before and after the positional arguments.
-func (f *storeFlags) parse(args []string) ([]string, error) {
+func (f *storeFlags) parse(args []string) ([]string, error) { return parseInterspersed(f.fs, args) }
+
+// parseInterspersed accepts flags before and after the positional
+// arguments, and returns those.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := f.fs.Parse(args); err != nil {
+		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		if f.fs.NArg() == 0 {
+		if fs.NArg() == 0 {
 			return pos, nil
 		}
-		pos = append(pos, f.fs.Arg(0))
-		args = f.fs.Args()[1:]
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
 }
 
-func (f *storeFlags) given(name string) bool {
+func (f *storeFlags) given(name string) bool { return flagGiven(f.fs, name) }
+
+// flagGiven reports whether the command line set the flag.
+func flagGiven(fs *flag.FlagSet, name string) bool {
 	found := false
-	f.fs.Visit(func(fl *flag.Flag) { found = found || fl.Name == name })
+	fs.Visit(func(fl *flag.Flag) { found = found || fl.Name == name })
 	return found
 }
 

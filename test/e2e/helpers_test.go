@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,37 @@ func httpGetWithin(url, want string, within time.Duration) (string, error) {
 		return body, fmt.Errorf("GET %s: %w", url, last)
 	}
 	return body, nil
+}
+
+// criserverCmd runs the criserver binary with args and returns its
+// stdout, stderr and exit code.
+func criserverCmd(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	bin, err := framework.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err = cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run criserver %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustCriserver runs criserver and fails the test unless it exits 0.
+func mustCriserver(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errOut, code := criserverCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("criserver %v: exit %d: %s", args, code, errOut)
+	}
+	return out
 }

@@ -18,39 +18,6 @@ import (
 	"github.com/criserver/criserver/test/e2e/framework"
 )
 
-// criserverCmd runs the criserver binary with args and returns its
-// stdout, stderr and exit code.
-func criserverCmd(t *testing.T, args ...string) (string, string, int) {
-	t.Helper()
-	bin, err := framework.Binary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err = cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run criserver %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return out.String(), errb.String(), code
-}
-
-// mustCriserver runs criserver and fails the test unless it exits 0.
-func mustCriserver(t *testing.T, args ...string) string {
-	t.Helper()
-	out, errOut, code := criserverCmd(t, args...)
-	if code != 0 {
-		t.Fatalf("criserver %v: exit %d: %s", args, code, errOut)
-	}
-	return out
-}
-
 // duB1 is du -scx -B1 over paths: allocated bytes, each inode once.
 func duB1(t *testing.T, paths ...string) int64 {
 	t.Helper()
