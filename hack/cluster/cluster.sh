@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A local Kubernetes cluster whose nodes run criserver, kind-style: each node
 # is a network namespace on this host with its own criserver, kubelet and
 # kube-proxy; the control plane (etcd, kube-apiserver, kube-controller-manager,

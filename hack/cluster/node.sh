@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # A node of the local cluster, sourced by cluster.sh: its container runtime
 # (criserver, or containerd with CLUSTER_RUNTIME=containerd), kubelet and
 # kube-proxy, their configuration, and restarting and stopping them.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Processes of the local cluster and what they leave on the host, sourced by
 # cluster.sh: starting and stopping them by pid file, and the clean-up and
 # check of everything `down` must remove.
@@ -168,35 +169,35 @@ restore_sysctls() {
 # routes to the pod and service CIDRs, cgroups under $cgroup_root, the
 # kubelets' log links, and $CLUSTER_DIR itself.
 check_clean() {
-	local left=() p
+	local leftover=() p
 	for p in $(cluster_pids | sort -u); do
-		alive "$p" && left+=("process $p ($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-120))")
+		alive "$p" && leftover+=("process $p ($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-120))")
 	done
 	local ns
 	while read -r ns _; do
-		[[ $ns == criserver-control-plane || $ns == criserver-worker* ]] && left+=("network namespace $ns")
+		[[ $ns == criserver-control-plane || $ns == criserver-worker* ]] && leftover+=("network namespace $ns")
 	done < <(ip netns list 2>/dev/null)
 	local m
 	while read -r m; do
-		left+=("mount $m")
+		leftover+=("mount $m")
 	done < <(awk -v d="$CLUSTER_DIR" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo)
 	local l
 	while read -r l; do
-		left+=("link $l")
+		leftover+=("link $l")
 	done < <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^($host_bridge|$veth_prefix[0-9]+)$" || true)
 	local r
 	while read -r r; do
-		left+=("route $r")
+		leftover+=("route $r")
 	done < <(ip route show | grep -E "^(10\.90\.|${service_cidr%%/*}/)" || true)
 	while read -r m; do
-		[[ -d $m$cgroup_root ]] && left+=("cgroup $m$cgroup_root")
+		[[ -d $m$cgroup_root ]] && leftover+=("cgroup $m$cgroup_root")
 	done < <(cgroup_mounts)
 	for l in /var/log/containers/*; do
-		[[ -L $l && $(readlink "$l") == "$CLUSTER_DIR"/* ]] && left+=("log link $l")
+		[[ -L $l && $(readlink "$l") == "$CLUSTER_DIR"/* ]] && leftover+=("log link $l")
 	done
-	[[ -e $CLUSTER_DIR ]] && left+=("directory $CLUSTER_DIR")
-	if ((${#left[@]} > 0)); then
-		printf 'cluster: left behind: %s\n' "${left[@]}" >&2
+	[[ -e $CLUSTER_DIR ]] && leftover+=("directory $CLUSTER_DIR")
+	if ((${#leftover[@]} > 0)); then
+		printf 'cluster: left behind: %s\n' "${leftover[@]}" >&2
 		return 1
 	fi
 	echo "cluster: nothing left behind"

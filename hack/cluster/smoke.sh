@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A quick check of a running local cluster (cluster.sh up): a busybox image
 # (Debian's busybox-static) is built and loaded into every node, one web
 # server pod runs on each node, and from the first pod the script fetches
