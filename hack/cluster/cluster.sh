@@ -158,6 +158,7 @@ cmd_up() {
 	install_binaries
 	log "binaries ready after $((SECONDS - start)) s"
 	save_sysctls
+	save_host_paths
 	pki_control_plane
 	build_coredns_image
 	if [[ $runtime == containerd ]]; then
@@ -262,6 +263,7 @@ cmd_down() {
 	net_down
 	remove_cgroups
 	remove_log_links
+	remove_host_paths
 	restore_sysctls
 	rm -rf "$CLUSTER_DIR"
 	log "down"

@@ -144,6 +144,36 @@ remove_log_links() {
 	return 0
 }
 
+# The kubelet makes these at fixed places whatever its root directory: its
+# device plugin socket under /var/lib/kubelet/device-plugins and the links in
+# /var/log/containers. save_host_paths notes those that do not exist before
+# the cluster, for remove_host_paths to remove after it.
+kubelet_host_paths=(/var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers)
+
+save_host_paths() {
+	local p
+	for p in "${kubelet_host_paths[@]}"; do
+		[[ -e $p ]] || echo "$p"
+	done >"$CLUSTER_DIR/host-paths.absent"
+	if [[ ! -e /var/lib/kubelet/device-plugins/kubelet.sock ]]; then
+		echo /var/lib/kubelet/device-plugins/kubelet.sock >>"$CLUSTER_DIR/host-paths.absent"
+	fi
+}
+
+# remove_host_paths removes what save_host_paths noted, deepest first;
+# directories only when empty.
+remove_host_paths() {
+	[[ -f $CLUSTER_DIR/host-paths.absent ]] || return 0
+	local p
+	while read -r p; do
+		if [[ -S $p ]]; then
+			rm -f "$p"
+		elif [[ -d $p ]]; then
+			rmdir "$p" 2>/dev/null || echo "cluster: $p is not empty; left in place" >&2
+		fi
+	done < <(sort -r "$CLUSTER_DIR/host-paths.absent")
+}
+
 # The kubelet sets these host-wide kernel settings at start
 # (protectKernelDefaults off); down puts back what was there before.
 kubelet_sysctls=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
