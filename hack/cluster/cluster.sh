@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # A local Kubernetes cluster whose nodes run criserver, kind-style: each node
 # is a network namespace on this host with its own criserver, kubelet and
 # kube-proxy; the control plane (etcd, kube-apiserver, kube-controller-manager,
@@ -157,6 +158,7 @@ cmd_up() {
 	install_binaries
 	log "binaries ready after $((SECONDS - start)) s"
 	save_sysctls
+	save_host_paths
 	pki_control_plane
 	build_coredns_image
 	if [[ $runtime == containerd ]]; then
@@ -261,6 +263,7 @@ cmd_down() {
 	net_down
 	remove_cgroups
 	remove_log_links
+	remove_host_paths
 	restore_sysctls
 	rm -rf "$CLUSTER_DIR"
 	log "down"

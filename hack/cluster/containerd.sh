@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # CLUSTER_RUNTIME=containerd, sourced by cluster.sh: each node runs Debian's
 # containerd (1.6, its CRI plugin) in criserver's place, for comparisons on
 # the same harness. The node's CNI configuration, kubelet and kube-proxy are

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # The control plane and the cluster's add-ons (CoreDNS), sourced by
 # cluster.sh. The control plane runs in the first node's network namespace.
 

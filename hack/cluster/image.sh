@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Images the local cluster builds itself, sourced by cluster.sh (and
 # smoke.sh): docker-archive tarballs that `criserver image import` loads
 # into each node, so that no registry is needed.

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # The local cluster's network, sourced by cluster.sh.
 #
 # The host has a bridge ($host_bridge, $host_ip) on the nodes' subnet. Each

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # A node of the local cluster, sourced by cluster.sh: its container runtime
 # (criserver, or containerd with CLUSTER_RUNTIME=containerd), kubelet and
 # kube-proxy, their configuration, and restarting and stopping them.
@@ -220,6 +221,8 @@ import_image() {
 	if [[ $runtime == containerd ]]; then
 		ctr --address "$(node_socket "$i")" -n k8s.io images import "$file" >/dev/null
 	else
+		"$bin/criserver" image import --help 2>&1 | grep -q 'image import' ||
+			die "this criserver has no 'image import' command: build one that has"
 		"$bin/criserver" image import --listen "$(node_socket "$i")" "$file" >/dev/null
 	fi
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Certificates and kubeconfigs of the local cluster, made with openssl.
 # Sourced by cluster.sh; uses its variables (pki, CLUSTER_DIR, nodes, ...).
 #

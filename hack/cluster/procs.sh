@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154
 # Processes of the local cluster and what they leave on the host, sourced by
 # cluster.sh: starting and stopping them by pid file, and the clean-up and
 # check of everything `down` must remove.
@@ -143,6 +144,36 @@ remove_log_links() {
 	return 0
 }
 
+# The kubelet makes these at fixed places whatever its root directory: its
+# device plugin socket under /var/lib/kubelet/device-plugins and the links in
+# /var/log/containers. save_host_paths notes those that do not exist before
+# the cluster, for remove_host_paths to remove after it.
+kubelet_host_paths=(/var/lib/kubelet /var/lib/kubelet/device-plugins /var/log/containers)
+
+save_host_paths() {
+	local p
+	for p in "${kubelet_host_paths[@]}"; do
+		[[ -e $p ]] || echo "$p"
+	done >"$CLUSTER_DIR/host-paths.absent"
+	if [[ ! -e /var/lib/kubelet/device-plugins/kubelet.sock ]]; then
+		echo /var/lib/kubelet/device-plugins/kubelet.sock >>"$CLUSTER_DIR/host-paths.absent"
+	fi
+}
+
+# remove_host_paths removes what save_host_paths noted, deepest first;
+# directories only when empty.
+remove_host_paths() {
+	[[ -f $CLUSTER_DIR/host-paths.absent ]] || return 0
+	local p
+	while read -r p; do
+		if [[ -S $p ]]; then
+			rm -f "$p"
+		elif [[ -d $p ]]; then
+			rmdir "$p" 2>/dev/null || echo "cluster: $p is not empty; left in place" >&2
+		fi
+	done < <(sort -r "$CLUSTER_DIR/host-paths.absent")
+}
+
 # The kubelet sets these host-wide kernel settings at start
 # (protectKernelDefaults off); down puts back what was there before.
 kubelet_sysctls=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
@@ -168,35 +199,35 @@ restore_sysctls() {
 # routes to the pod and service CIDRs, cgroups under $cgroup_root, the
 # kubelets' log links, and $CLUSTER_DIR itself.
 check_clean() {
-	local left=() p
+	local leftover=() p
 	for p in $(cluster_pids | sort -u); do
-		alive "$p" && left+=("process $p ($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-120))")
+		alive "$p" && leftover+=("process $p ($(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | cut -c1-120))")
 	done
 	local ns
 	while read -r ns _; do
-		[[ $ns == criserver-control-plane || $ns == criserver-worker* ]] && left+=("network namespace $ns")
+		[[ $ns == criserver-control-plane || $ns == criserver-worker* ]] && leftover+=("network namespace $ns")
 	done < <(ip netns list 2>/dev/null)
 	local m
 	while read -r m; do
-		left+=("mount $m")
+		leftover+=("mount $m")
 	done < <(awk -v d="$CLUSTER_DIR" '$5 == d || index($5, d "/") == 1 {print $5}' /proc/self/mountinfo)
 	local l
 	while read -r l; do
-		left+=("link $l")
+		leftover+=("link $l")
 	done < <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^($host_bridge|$veth_prefix[0-9]+)$" || true)
 	local r
 	while read -r r; do
-		left+=("route $r")
+		leftover+=("route $r")
 	done < <(ip route show | grep -E "^(10\.90\.|${service_cidr%%/*}/)" || true)
 	while read -r m; do
-		[[ -d $m$cgroup_root ]] && left+=("cgroup $m$cgroup_root")
+		[[ -d $m$cgroup_root ]] && leftover+=("cgroup $m$cgroup_root")
 	done < <(cgroup_mounts)
 	for l in /var/log/containers/*; do
-		[[ -L $l && $(readlink "$l") == "$CLUSTER_DIR"/* ]] && left+=("log link $l")
+		[[ -L $l && $(readlink "$l") == "$CLUSTER_DIR"/* ]] && leftover+=("log link $l")
 	done
-	[[ -e $CLUSTER_DIR ]] && left+=("directory $CLUSTER_DIR")
-	if ((${#left[@]} > 0)); then
-		printf 'cluster: left behind: %s\n' "${left[@]}" >&2
+	[[ -e $CLUSTER_DIR ]] && leftover+=("directory $CLUSTER_DIR")
+	if ((${#leftover[@]} > 0)); then
+		printf 'cluster: left behind: %s\n' "${leftover[@]}" >&2
 		return 1
 	fi
 	echo "cluster: nothing left behind"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Times a Deployment of REPLICAS (30) busybox pods on a running local
 # cluster, from `kubectl apply` until all are Ready, then deletes it and
 # times that too. The image (Debian's busybox-static) is loaded into every
