@@ -85,11 +85,12 @@ test-e2e: build
 # cluster-down` and a check that the host is as it was. The suite takes
 # the e2e lock (/tmp/criserver-e2e.lock) itself while its cluster is up:
 # do not run it under flock. CRISERVER_CLUSTER_KEEP=1 reuses a cluster
-# that is up and leaves it up.
+# that is up and leaves it up; CLUSTER_TEST_FLAGS=-v shows each test.
 CLUSTER_TEST_TIMEOUT ?= 40m
+CLUSTER_TEST_FLAGS ?=
 
 test-cluster: build
-	$(GO) test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) -parallel 8 ./test/cluster/
+	$(GO) test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) -parallel 8 $(CLUSTER_TEST_FLAGS) ./test/cluster/
 
 # cri-tools' critest validation suite (TestCritest in test/e2e, which
 # test-e2e runs too) against a daemon of its own. critest and crictl are
