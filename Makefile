@@ -13,7 +13,8 @@ E2E_TIMEOUT ?= 60m
 export GOFLAGS := -tags=$(subst $() ,$(comma),$(GO_TAGS))
 comma := ,
 
-.PHONY: build install run test test-unit test-fuzz test-e2e test-critest test-node-e2e lint bench soak deps clean
+.PHONY: build install run test test-unit test-fuzz test-e2e test-critest test-node-e2e lint bench soak deps clean \
+	cluster cluster-down cluster-load
 
 # criserver-infra is the PID 1 of pods that share one PID namespace; the
 # daemon looks for it beside its own binary.
@@ -112,6 +113,26 @@ test-node-e2e: build
 	CRISERVER_NODE_E2E=1 NODE_E2E_DIR=$$dir NODE_E2E_RESULTS=$(NODE_E2E_RESULTS) \
 	NODE_E2E_FOCUS='$(if $(FULL),all,$(NODE_E2E_FOCUS))' CRISERVER_BINARY=$(CURDIR)/$(BIN) \
 		$(GO) test -count=1 -p 1 -timeout 90m -run '^TestNodeE2E$$' -v ./test/e2e/
+
+# A local Kubernetes cluster on criserver (hack/cluster/cluster.sh, which
+# the README's "Local cluster" section describes): NODES nodes, each in a
+# network namespace of its own; returns once every node is Ready and the
+# cluster DNS answers. The Kubernetes, etcd and CoreDNS binaries are built
+# once per version into /var/cache/criserver. CLUSTER_DIR holds everything
+# (kubeconfig, bin/kubectl, logs); cluster-down removes it all.
+NODES ?= 1
+CLUSTER_DIR ?= /var/lib/criserver-cluster
+IMAGE ?=
+
+cluster: deps build
+	CLUSTER_DIR=$(CLUSTER_DIR) NODES=$(NODES) CRISERVER_BIN=$(CURDIR)/$(BIN) bash hack/cluster/cluster.sh up
+
+cluster-down:
+	CLUSTER_DIR=$(CLUSTER_DIR) bash hack/cluster/cluster.sh down
+
+cluster-load:
+	@test -n "$(IMAGE)" || { echo "cluster-load: IMAGE=archive.tar or IMAGE=reference" >&2; exit 2; }
+	CLUSTER_DIR=$(CLUSTER_DIR) bash hack/cluster/cluster.sh load $(IMAGE)
 
 # Benchmark (hack/bench): criserver and containerd's CRI plugin through the
 # same workload, alternately, in one run. Installs containerd, debootstrap and

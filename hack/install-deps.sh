@@ -7,7 +7,7 @@ packages=(
 	runc crun conmon containernetworking-plugins
 	iptables iproute2 util-linux
 	docker-registry skopeo busybox-static
-	ca-certificates make
+	ca-certificates make openssl curl
 	libseccomp-dev gcc libc6-dev
 )
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the node e2e test binary (k8s.io/kubernetes/test/e2e_node), the
-# kubelet and agnhost (the test image program) at the Kubernetes version this
-# module pins, once: they are cached under $CACHE/kubernetes-<version>/ and
-# a re-run with the same version only prints that directory. Cold, this
-# takes about 20 minutes on 2 cores. Arguments name the binaries to build
-# (e.g. `build.sh kubelet`); none builds all three.
+# Builds Kubernetes binaries at the version this module pins, once: they are
+# cached under $CACHE/kubernetes-<version>/ and a re-run with the same
+# version only prints that directory. Arguments name the binaries to build
+# (e.g. `build.sh kubelet kubectl`); none builds the node e2e set: the node
+# e2e test binary (k8s.io/kubernetes/test/e2e_node), the kubelet and agnhost
+# (the test image program). Cold, that set takes about 20 minutes on 2
+# cores. The local cluster (hack/cluster) also asks for kube-apiserver,
+# kube-controller-manager, kube-scheduler, kube-proxy and kubectl.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="/usr/local/go/bin:$PATH"
@@ -27,7 +29,7 @@ build() {
 	local name=$1 pkg=$2
 	shift 2
 	[[ -x $dir/$name ]] && return 0
-	[[ ${#want[@]} -eq 0 || " ${want[*]} " == *" $name "* ]] || return 0
+	[[ " ${want[*]} " == *" $name "* ]] || return 0
 	local tmp
 	tmp=$(mktemp "$dir/.$name.XXXXXX")
 	if ! CGO_ENABLED=0 nice -n 15 go "$@" -trimpath -ldflags "$ldflags" -o "$tmp" "$pkg" >&2; then
@@ -38,9 +40,17 @@ build() {
 }
 
 want=("$@")
+[[ ${#want[@]} -gt 0 ]] || want=(e2e_node.test kubelet agnhost)
+known=" e2e_node.test kubelet agnhost kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl "
+for w in "${want[@]}"; do
+	[[ $known == *" $w "* ]] || { echo "build.sh: unknown binary $w (known:$known)" >&2; exit 2; }
+done
 build e2e_node.test k8s.io/kubernetes/test/e2e_node test -c
 build kubelet k8s.io/kubernetes/cmd/kubelet build
 build agnhost k8s.io/kubernetes/test/images/agnhost build
+for cmd in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl; do
+	build "$cmd" "k8s.io/kubernetes/cmd/$cmd" build
+done
 # The agnhost image serves HTTPS with the porter's test certificate.
 src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
 for f in localhost.crt localhost.key; do
