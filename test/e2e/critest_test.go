@@ -44,7 +44,8 @@ var critestSkips = []critestSkip{
 // its own. Its images are built here, served by a local registry under
 // their upstream names, and mapped to it by a registries.conf, so RepoTags
 // keep the names the specs compare against. CRITEST_BENCHMARK=1 also runs
-// the benchmark suite and prints its medians.
+// the benchmark suite and prints its medians; CRITEST_FOCUS runs only the
+// specs it matches.
 func TestCritest(t *testing.T) {
 	framework.Require(t)
 	bin := critestBinary(t)
@@ -83,6 +84,11 @@ func TestCritest(t *testing.T) {
 	args := []string{"--ginkgo.v", "--ginkgo.json-report=" + report, "-nri-socket=" + nriSock}
 	for _, s := range activeSkips(t) {
 		args = append(args, "--ginkgo.skip="+s.spec)
+	}
+	// CRITEST_FOCUS runs only the specs it matches (a regular expression),
+	// e.g. "metrics operations".
+	if focus := os.Getenv("CRITEST_FOCUS"); focus != "" {
+		args = append(args, "--ginkgo.focus="+focus)
 	}
 	runErr := runCritest(t, bin, e.d, filepath.Join(results, "critest.log"), args...)
 	if os.Getenv("CRITEST_BENCHMARK") == "1" {

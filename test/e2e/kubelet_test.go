@@ -332,9 +332,10 @@ type runningKubelet struct {
 
 // startKubelet runs bin in standalone mode (no API server) with the static
 // pods of manifests (file name → YAML), a root directory, pod log
-// directory and certificates of its own, its ports on 127.0.0.1 only, and
-// client-certificate authentication.
-func startKubelet(t *testing.T, bin string, d *framework.Daemon, manifests map[string]string) *runningKubelet {
+// directory and certificates of its own, its ports on 127.0.0.1 only,
+// client-certificate authentication, and the feature gates named in gates
+// enabled.
+func startKubelet(t *testing.T, bin string, d *framework.Daemon, manifests map[string]string, gates ...string) *runningKubelet {
 	t.Helper()
 	dir := t.TempDir()
 	// The pods' mapped root must get through to the kubelet's files
@@ -363,7 +364,7 @@ func startKubelet(t *testing.T, bin string, d *framework.Daemon, manifests map[s
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "kubelet.yaml")
-	if err := os.WriteFile(conf, []byte(k.config(d, freePort(t))), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(k.config(d, freePort(t), gates)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(k.logPath)
@@ -398,10 +399,20 @@ func startKubelet(t *testing.T, bin string, d *framework.Daemon, manifests map[s
 // the daemon puts pods without a cgroup parent. Eviction and image garbage
 // collection are off: on a shared machine's disk they would remove what
 // the test looks at. makeIPTablesUtilChains off: the kubelet leaves the
-// host's iptables alone (its canary chains would outlive it).
-func (k *runningKubelet) config(d *framework.Daemon, healthzPort int) string {
+// host's iptables alone (its canary chains would outlive it). No API
+// server means no webhook to authorize with: any caller the client CA
+// vouches for may do anything (AlwaysAllow), which is acceptable for a
+// kubelet bound to 127.0.0.1 for one test.
+func (k *runningKubelet) config(d *framework.Daemon, healthzPort int, gates []string) string {
 	endpoint := "unix://" + d.Socket
-	return fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+	featureGates := ""
+	if len(gates) > 0 {
+		featureGates = "featureGates:\n"
+		for _, g := range gates {
+			featureGates += "  " + g + ": true\n"
+		}
+	}
+	return featureGates + fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
 failSwapOn: false
