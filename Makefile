@@ -82,9 +82,7 @@ test-e2e: build
 
 # The cluster suite (test/cluster): one `make cluster NODES=2` for all of
 # its tests (driven with kubectl; most run in parallel), then `make
-# cluster-down` and a check that the host is as it was. The suite takes
-# the e2e lock (/tmp/criserver-e2e.lock) itself while its cluster is up:
-# do not run it under flock. CRISERVER_CLUSTER_KEEP=1 reuses a cluster
+# cluster-down` and a check that the host is as it was. CRISERVER_CLUSTER_KEEP=1 reuses a cluster
 # that is up and leaves it up; CLUSTER_TEST_FLAGS=-v shows each test.
 CLUSTER_TEST_TIMEOUT ?= 40m
 CLUSTER_TEST_FLAGS ?=

@@ -20,8 +20,8 @@ import (
 // hostState is what a cluster can leave on the host, as sets of lines:
 // processes, mounts, network namespaces, veths, routes, packet filter
 // rules, cgroups and files. `make cluster-down` must bring each back to what it
-// was before `make cluster`. The suite holds the e2e lock meanwhile, so no
-// other test changes these.
+// was before `make cluster`; nothing else may change these meanwhile (the
+// README says so).
 type hostState map[string]map[string]bool
 
 // clusterCommands are the programs a cluster runs on the host.

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,12 +22,8 @@ import (
 const (
 	// nodeCount is the size of the suite's cluster.
 	nodeCount = 2
-	// e2eLock serializes the suites that change shared host state
-	// (bridges, iptables, cgroups) and check it for leaks.
-	e2eLock = "/tmp/criserver-e2e.lock"
 	// keepEnv=1 reuses a cluster that is already up and leaves it up,
-	// for working on the tests: no e2e lock (whoever brought the cluster
-	// up holds it), no leak check.
+	// for working on the tests: no leak check.
 	keepEnv = "CRISERVER_CLUSTER_KEEP"
 )
 
@@ -74,14 +69,6 @@ func run(m *testing.M) int {
 	}
 
 	keep := os.Getenv(keepEnv) == "1"
-	if !keep { // else whoever brought the cluster up holds the lock
-		unlock, err := lockE2E()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer unlock()
-	}
 	before, err := snapshotHost(dir)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "host state:", err)
@@ -143,22 +130,6 @@ func cluster(t *testing.T) *Cluster {
 		framework.Unsupported(t, "%s", reason)
 	}
 	return suite.cluster
-}
-
-// lockE2E takes the e2e lock, waiting for whoever holds it.
-func lockE2E() (func(), error) {
-	f, err := os.OpenFile(e2eLock, os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		return nil, fmt.Errorf("e2e lock: %w", err)
-	}
-	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		fmt.Fprintf(os.Stderr, "waiting for %s (held by another e2e run)\n", e2eLock)
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("e2e lock: %w", err)
-		}
-	}
-	return func() { f.Close() }, nil
 }
 
 // up brings the cluster up unless isUp, finds its nodes, lets pods run on
