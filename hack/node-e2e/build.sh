@@ -4,7 +4,7 @@
 # module pins, once: they are cached under $CACHE/kubernetes-<version>/ and
 # a re-run with the same version only prints that directory. Cold, this
 # takes about 20 minutes on 2 cores. Arguments name the binaries to build
-# (e.g. `build.sh kubelet`); none builds all three.
+# (e.g. `build.sh kubelet`); none builds all of them.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="/usr/local/go/bin:$PATH"
@@ -41,6 +41,9 @@ want=("$@")
 build e2e_node.test k8s.io/kubernetes/test/e2e_node test -c
 build kubelet k8s.io/kubernetes/cmd/kubelet build
 build agnhost k8s.io/kubernetes/test/images/agnhost build
+# The ginkgo CLI runs the suite in parallel processes: the version of the
+# ginkgo library Kubernetes pins (go.mod), whose module graph has its packages.
+build ginkgo github.com/onsi/ginkgo/v2/ginkgo build
 # The agnhost image serves HTTPS with the porter's test certificate.
 src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
 for f in localhost.crt localhost.key; do
