@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -83,6 +84,7 @@ func runNodeE2E(t *testing.T, bins, endpoint, process string) {
 	t.Helper()
 	results := resultsDir(t, "NODE_E2E_RESULTS")
 	host := kubeletHostState(t, kubeletRoot)
+	t.Cleanup(func() { host.restore(t) })
 	work := t.TempDir()
 	if err := writeKubeletDropIn(work); err != nil {
 		t.Fatal(err)
@@ -166,7 +168,6 @@ func runNodeE2E(t *testing.T, bins, endpoint, process string) {
 	if runErr != nil && len(failed) == 0 {
 		t.Errorf("e2e_node.test: %v; see %s", runErr, logf.Name())
 	}
-	host.restore(t)
 }
 
 // kubeletRoot is the framework's kubelet root directory.
@@ -198,11 +199,13 @@ func kubeletHostState(t *testing.T, root string) kubeletHost {
 	return h
 }
 
-// restore checks that the kubelet has stopped and that no pod
-// volume is left mounted (the daemon's cleanup checks the rest), then undoes
-// what the kubelet does to its root directory by design: a bind mount of
-// it on itself, and the directory. Runs hold the e2e lock: no other kubelet
-// runs meanwhile.
+// restore checks that the kubelet has stopped, then undoes what it leaves
+// on the host: the volumes of pods it was still tearing down when the
+// suite stopped it (the framework deletes each spec's namespace without
+// waiting for its pods, so those of the last specs may still be
+// terminating), the bind mount of its root directory on itself, and the
+// directory. Any other mount under the root fails the test. Runs hold the
+// e2e lock: no other kubelet runs meanwhile.
 func (h kubeletHost) restore(t *testing.T) {
 	t.Helper()
 	if pids := framework.ProcessesNamed("kubelet"); len(pids) > 0 {
@@ -213,13 +216,23 @@ func (h kubeletHost) restore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
 	rootMounted := false
 	for _, m := range mounts {
-		if m != h.root {
+		switch {
+		case m == h.root:
+			rootMounted = true
+		case podVolume(h.root, m):
+			t.Logf("the kubelet stopped before unmounting pod volume %s: unmounting it", m)
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", m, err)
+				return
+			}
+		default:
 			t.Errorf("mount left under %s: %s", h.root, m)
 			return
 		}
-		rootMounted = true
 	}
 	if rootMounted && !h.rootMounted {
 		if err := syscall.Unmount(h.root, syscall.MNT_DETACH); err != nil {
@@ -232,6 +245,18 @@ func (h kubeletHost) restore(t *testing.T) {
 			t.Errorf("remove %s: %v", h.root, err)
 		}
 	}
+}
+
+// podVolume reports whether mount is a volume (or a volume's subPath) of a
+// pod of the kubelet whose root directory is root
+// (root/pods/<uid>/volumes/..., root/pods/<uid>/volume-subpaths/...).
+func podVolume(root, mount string) bool {
+	rel, err := filepath.Rel(filepath.Join(root, "pods"), mount)
+	if err != nil {
+		return false
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	return len(parts) > 2 && parts[0] != ".." && (parts[1] == "volumes" || parts[1] == "volume-subpaths")
 }
 
 // nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
@@ -354,10 +379,10 @@ func perlImage(t *testing.T, b *critestBuilder) *framework.Image {
 	return img
 }
 
-// agnhostImage is test/images/agnhost: busybox and Debian's curl, plus the
-// agnhost binary built from the Kubernetes module and the porter's test
-// certificate, its
-// user and group 1000/50000, and /agnhost pause as the default command.
+// agnhostImage is test/images/agnhost: busybox and Debian's curl, bash
+// and OpenBSD nc, plus the agnhost binary built from the Kubernetes module and the porter's
+// test certificate, its user and group 1000/50000, and /agnhost pause as
+// the default command.
 func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Image {
 	return func(t *testing.T, b *critestBuilder) *framework.Image {
 		files := map[string][]byte{}
@@ -369,8 +394,11 @@ func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Imag
 			files[f] = data
 		}
 		img := busybox(t, b)
-		// Hooks and probes of the specs run curl in it.
-		img.AddLayer(b.commandsLayer(t, []string{"curl"}, "usr/bin/curl")...)
+		// As upstream's image has them: hooks and probes run curl, some
+		// specs run their script with /bin/bash, and the networking specs
+		// run nc -u, which Debian's busybox nc lacks.
+		img.AddLayer(b.commandsLayer(t, []string{"curl", "bash", "netcat-openbsd"}, "usr/bin/curl", "bin/bash", "bin/nc.openbsd")...)
+		img.AddLayer(framework.Symlink("bin/nc", "nc.openbsd"))
 		img.AddLayer(
 			framework.Entry{Name: "agnhost", Type: tar.TypeReg, Mode: 0o755, Body: files["agnhost"]},
 			framework.Entry{Name: "localhost.crt", Type: tar.TypeReg, Mode: 0o644, Body: files["localhost.crt"]},
@@ -383,5 +411,23 @@ func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Imag
 		img.Config.Entrypoint = []string{"/agnhost"}
 		img.Config.Cmd = []string{"pause"}
 		return img
+	}
+}
+
+func TestPodVolume(t *testing.T) {
+	for _, tc := range []struct {
+		mount string
+		want  bool
+	}{
+		{"/var/lib/kubelet/pods/e2aa/volumes/kubernetes.io~secret/a", true},
+		{"/var/lib/kubelet/pods/e2aa/volume-subpaths/v/c/0", true},
+		{"/var/lib/kubelet/pods/e2aa/volumes", false},
+		{"/var/lib/kubelet/plugins/x/volumes/y", false},
+		{"/var/lib/kubelet", false},
+		{"/var/lib/other/pods/e2aa/volumes/v", false},
+	} {
+		if got := podVolume("/var/lib/kubelet", tc.mount); got != tc.want {
+			t.Errorf("podVolume(%q) = %v, want %v", tc.mount, got, tc.want)
+		}
 	}
 }
