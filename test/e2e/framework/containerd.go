@@ -87,7 +87,7 @@ func StartContainerd(t testing.TB, mirrors map[string]string, pause string) *Con
 }
 
 // containerdConfig is a version 2 config (containerd 1.6) with everything
-// under dir. The host refuses negative oom_score_adj, hence
+// under dir, runc's state too (its default is /run/containerd/runc). The host refuses negative oom_score_adj, hence
 // restrict_oom_score_adj; systemd is not PID 1, hence cgroupfs.
 const containerdConfig = `version = 2
 root = %[1]q
@@ -132,10 +132,11 @@ oom_score = 0
 
         [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
           BinaryName = %[7]q
+          Root = %[8]q
           SystemdCgroup = false
 
     [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = %[8]q
+      config_path = %[9]q
 `
 
 // hostsToml sends pulls of an upstream registry to its mirror on the local
@@ -152,7 +153,7 @@ const hostsToml = `server = "https://%[1]s"
 func (c *Containerd) writeConfig(mirrors map[string]string, pause, runc string) error {
 	conf := fmt.Sprintf(containerdConfig,
 		filepath.Join(c.Dir, "root"), filepath.Join(c.Dir, "state"), c.Socket, filepath.Join(c.Dir, "opt"),
-		pause, filepath.Join(c.Dir, "cni"), runc, filepath.Join(c.Dir, "certs.d"))
+		pause, filepath.Join(c.Dir, "cni"), runc, filepath.Join(c.Dir, "state", "runc"), filepath.Join(c.Dir, "certs.d"))
 	if err := os.WriteFile(filepath.Join(c.Dir, "config.toml"), []byte(conf), 0o644); err != nil {
 		return err
 	}
