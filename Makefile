@@ -40,8 +40,10 @@ run: deps build
 	./$(BIN) $(RUN_FLAGS)
 
 # Lint, unit tests (race detector on), a bounded run of each fuzz target,
-# then end-to-end tests and the cluster suite (root required).
-test: lint test-unit test-fuzz test-e2e test-cluster
+# then end-to-end tests (root required), critest's validation suite among
+# them, the CI subset of Kubernetes' node conformance tests, and the
+# cluster suite.
+test: lint test-unit test-fuzz test-e2e test-node-e2e test-cluster
 
 # golangci-lint at the version hack/tools/golangci-lint pins, built once per
 # version into TOOLS_CACHE.
@@ -96,33 +98,51 @@ test-cluster: build
 # /var/cache/criserver); the images critest pulls are built from Debian
 # packages and served from a local registry under their upstream names.
 # BENCH=1 also runs critest's benchmarks and prints their medians;
-# CRITEST_ENABLE=14,15 runs the specs skipped until those issues land.
-# CRITEST_FOCUS='metrics operations' runs only the specs that regular expression matches.
-CRITEST_RESULTS ?= /var/tmp/criserver-critest
+# CRITEST_FOCUS='metrics operations' runs only the specs that regular
+# expression matches.
+#
+# RUNTIME=containerd runs test-critest and test-node-e2e against Debian's
+# containerd instead (installed by hack/containerd/install.sh if missing,
+# started by the test with its own directories and a hosts.toml per
+# upstream registry, stopped afterwards), for the README's side-by-side
+# table; results go to the same directories with a -containerd suffix.
+RUNTIME ?= criserver
+ifeq ($(RUNTIME),containerd)
+RUNTIME_SETUP  := bash hack/containerd/install.sh &&
+RUNTIME_ENV    := CRISERVER_CONTAINERD=1
+RUNTIME_TEST   := Containerd
+RESULTS_SUFFIX := -containerd
+else ifneq ($(RUNTIME),criserver)
+$(error RUNTIME=$(RUNTIME): want criserver or containerd)
+endif
+
+CRITEST_RESULTS ?= /var/tmp/criserver-critest$(RESULTS_SUFFIX)
 BENCH ?=
 CRITEST_FOCUS ?=
 
 test-critest: build
-	dir=$$(bash hack/critest/build.sh) && \
+	$(RUNTIME_SETUP) dir=$$(bash hack/critest/build.sh) && \
 	CRITEST_DIR=$$dir CRITEST_RESULTS=$(CRITEST_RESULTS) CRITEST_BENCHMARK=$(BENCH) CRITEST_FOCUS='$(CRITEST_FOCUS)' \
-	CRISERVER_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -p 1 -timeout 60m -run '^TestCritest$$' -v ./test/e2e/
+	CRISERVER_BINARY=$(CURDIR)/$(BIN) $(RUNTIME_ENV) \
+		$(GO) test -count=1 -p 1 -timeout 60m -run '^TestCritest$(RUNTIME_TEST)$$' -v ./test/e2e/
 
 # Kubernetes' node e2e suite (TestNodeE2E in test/e2e) with a real kubelet
 # against a daemon of its own: [NodeConformance] specs that are not flaky,
 # slow, serial or disruptive, the CI subset unless FULL=1 (NODE_E2E_FOCUS
-# picks others). e2e_node.test, the kubelet and agnhost are built once per
+# picks others), in NODE_E2E_PROCS parallel ginkgo processes (default 4).
+# e2e_node.test, the kubelet, agnhost and the ginkgo CLI are built once per
 # Kubernetes version (hack/node-e2e, cached under /var/cache/criserver;
 # about 20 minutes cold on 2 cores).
-NODE_E2E_RESULTS ?= /var/tmp/criserver-node-e2e
+NODE_E2E_RESULTS ?= /var/tmp/criserver-node-e2e$(RESULTS_SUFFIX)
 NODE_E2E_FOCUS ?=
+NODE_E2E_PROCS ?=
 FULL ?=
 
 test-node-e2e: build
-	dir=$$(bash hack/node-e2e/build.sh) && \
-	CRISERVER_NODE_E2E=1 NODE_E2E_DIR=$$dir NODE_E2E_RESULTS=$(NODE_E2E_RESULTS) \
-	NODE_E2E_FOCUS='$(if $(FULL),all,$(NODE_E2E_FOCUS))' CRISERVER_BINARY=$(CURDIR)/$(BIN) \
-		$(GO) test -count=1 -p 1 -timeout 90m -run '^TestNodeE2E$$' -v ./test/e2e/
+	$(RUNTIME_SETUP) dir=$$(bash hack/node-e2e/build.sh) && \
+	CRISERVER_NODE_E2E=1 NODE_E2E_DIR=$$dir NODE_E2E_RESULTS=$(NODE_E2E_RESULTS) NODE_E2E_PROCS=$(NODE_E2E_PROCS) \
+	NODE_E2E_FOCUS='$(if $(FULL),all,$(NODE_E2E_FOCUS))' CRISERVER_BINARY=$(CURDIR)/$(BIN) $(RUNTIME_ENV) \
+		$(GO) test -count=1 -p 1 -timeout 90m -run '^TestNodeE2E$(RUNTIME_TEST)$$' -v ./test/e2e/
 
 # A local Kubernetes cluster on criserver (hack/cluster/cluster.sh, which
 # the README's "Local cluster" section describes): NODES nodes, each in a

@@ -3,8 +3,9 @@
 # cached under $CACHE/kubernetes-<version>/ and a re-run with the same
 # version only prints that directory. Arguments name the binaries to build
 # (e.g. `build.sh kubelet kubectl`); none builds the node e2e set: the node
-# e2e test binary (k8s.io/kubernetes/test/e2e_node), the kubelet and agnhost
-# (the test image program). Cold, that set takes about 20 minutes on 2
+# e2e test binary (k8s.io/kubernetes/test/e2e_node), the kubelet, agnhost
+# (the test image program) and the ginkgo CLI that runs the suite in
+# parallel processes. Cold, that set takes about 20 minutes on 2
 # cores. The local cluster (hack/cluster) also asks for kube-apiserver,
 # kube-controller-manager, kube-scheduler, kube-proxy and kubectl.
 set -euo pipefail
@@ -40,8 +41,8 @@ build() {
 }
 
 want=("$@")
-[[ ${#want[@]} -gt 0 ]] || want=(e2e_node.test kubelet agnhost)
-known=" e2e_node.test kubelet agnhost kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl "
+[[ ${#want[@]} -gt 0 ]] || want=(e2e_node.test kubelet agnhost ginkgo)
+known=" e2e_node.test kubelet agnhost ginkgo kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl "
 for w in "${want[@]}"; do
 	[[ $known == *" $w "* ]] || { echo "build.sh: unknown binary $w (known:$known)" >&2; exit 2; }
 done
@@ -51,6 +52,9 @@ build agnhost k8s.io/kubernetes/test/images/agnhost build
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kube-proxy kubectl; do
 	build "$cmd" "k8s.io/kubernetes/cmd/$cmd" build
 done
+# The ginkgo CLI runs the suite in parallel processes: the version of the
+# ginkgo library Kubernetes pins (go.mod), whose module graph has its packages.
+build ginkgo github.com/onsi/ginkgo/v2/ginkgo build
 # The agnhost image serves HTTPS with the porter's test certificate.
 src=$(go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
 for f in localhost.crt localhost.key; do

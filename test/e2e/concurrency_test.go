@@ -26,7 +26,7 @@ func TestConcurrentPods(t *testing.T) {
 	d := e.d
 	image := d.PullBusybox(t, framework.StartRegistry(t))
 	ids := newIDSet(d)
-	if err := lifecycle(t, d, image, d.PodConfig(t, "warm"), ids, nil); err != nil {
+	if err := lifecycle(t, d, "", image, d.PodConfig(t, "warm"), ids, nil); err != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
 	before := e.snapshot(t, ids)
@@ -56,7 +56,7 @@ func TestConcurrentPods(t *testing.T) {
 	running := make([]podCtr, pods)
 	start := time.Now()
 	forEach(t, pods, workers, func(i int) error {
-		pod, ctr, err := startPodContainer(t, d, image, d.PodConfig(t, "conc"+strconv.Itoa(i)), ids)
+		pod, ctr, err := startPodContainer(t, d, "", image, d.PodConfig(t, "conc"+strconv.Itoa(i)), ids)
 		running[i] = podCtr{pod, ctr}
 		return err
 	})

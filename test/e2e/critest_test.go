@@ -11,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +25,6 @@ import (
 type critestSkip struct {
 	spec   string
 	reason string
-	issue  int // the open issue that makes the spec pass; 0: never here
 }
 
 // critestSkips are the only specs of critest's validation suite that do
@@ -36,9 +34,22 @@ var critestSkips = []critestSkip{
 		reason: "pins the manifest digest of the upstream image; a locally built image cannot have it"},
 	{spec: `AppArmor`,
 		reason: "the host has no AppArmor (its specs load profiles with apparmor_parser)"},
-	// Owned by open issues. Set CRITEST_ENABLE=14,15 (issue numbers) to run them.
-	{spec: `Security Context UserNamespaces`, reason: "critest runs them on the default handler, crun, whose 1.8.1 has no `features` command, so criserver reports no user namespace support for it (runc 1.5.3 does support them: TestUserNamespacePod)", issue: 14},
 }
+
+// critestOnRuncSkip leaves the critestOnRunc specs out of criserver's main
+// run, which runs them on runc afterwards.
+var critestOnRuncSkip = critestSkip{spec: critestOnRunc,
+	reason: "they run on runc after the main run (runCritestOnRunc): the default handler, crun 1.8.1, has no `features` command, so criserver reports neither user namespaces nor recursive read-only mounts for it"}
+
+// critestOnRunc selects critest's specs that need a handler with user
+// namespaces or recursive read-only mounts. critest runs them on the
+// handler it is given and skips them when Status says the handler lacks
+// the feature; the main run gives none, the default (crun), so they run a
+// second time with --runtime-handler=runc. All critestOnRuncCount must pass.
+const (
+	critestOnRunc      = `Security Context UserNamespaces|Container Mount Readonly runtime should support readonly mounts should (support|reject a) recursive`
+	critestOnRuncCount = 6 + 4
+)
 
 // TestCritest runs cri-tools' critest validation suite against a daemon of
 // its own. Its images are built here, served by a local registry under
@@ -49,12 +60,7 @@ var critestSkips = []critestSkip{
 func TestCritest(t *testing.T) {
 	framework.Require(t)
 	bin := critestBinary(t)
-	results := os.Getenv("CRITEST_RESULTS")
-	if results == "" {
-		results = t.TempDir()
-	} else if err := os.MkdirAll(results, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	results := resultsDir(t, "CRITEST_RESULTS")
 
 	reg := framework.StartRegistry(t)
 	pushCritestImages(t, reg, critestCache())
@@ -72,6 +78,8 @@ func TestCritest(t *testing.T) {
 	e := startLeakDaemon(t, framework.WithArgs("--registries-config", conf), framework.WithConfig(nriConf))
 	ids := newIDSet(e.d)
 	warmUp(t, e.d, ids)
+	warmUpUserNamespace(t, e.d, ids, "runc")
+	removeAllImages(t, e.d)
 	before := e.snapshot(t, ids)
 	files := listTree(e.d.Root, e.d.State)
 	bridged := bridgePorts(t)
@@ -80,35 +88,23 @@ func TestCritest(t *testing.T) {
 	watched := make(chan struct{})
 	go func() { defer close(watched); watchIDs(ctx, e.d, ids) }()
 
-	report := filepath.Join(results, "critest.json")
-	args := []string{"--ginkgo.v", "--ginkgo.json-report=" + report, "-nri-socket=" + nriSock}
-	for _, s := range activeSkips(t) {
-		args = append(args, "--ginkgo.skip="+s.spec)
-	}
+	endpoint := "unix://" + e.d.Socket
+	mainArgs := []string{"-nri-socket=" + nriSock}
 	// CRITEST_FOCUS runs only the specs it matches (a regular expression),
-	// e.g. "metrics operations".
-	if focus := os.Getenv("CRITEST_FOCUS"); focus != "" {
-		args = append(args, "--ginkgo.focus="+focus)
+	// e.g. "metrics operations", and not the runc run.
+	focus := os.Getenv("CRITEST_FOCUS")
+	if focus != "" {
+		mainArgs = append(mainArgs, "--ginkgo.focus="+focus)
 	}
-	runErr := runCritest(t, bin, e.d, filepath.Join(results, "critest.log"), args...)
+	runCritestSuite(t, bin, endpoint, results, "critest", append(critestSkips, critestOnRuncSkip), mainArgs...)
+	if focus == "" {
+		runCritestOnRunc(t, bin, endpoint, results)
+	}
 	if os.Getenv("CRITEST_BENCHMARK") == "1" {
-		runCritestBenchmark(t, bin, e.d, results)
+		runCritestBenchmark(t, bin, endpoint, results)
 	}
 	cancel()
 	<-watched
-
-	counts, failed, err := readCritestReport(report)
-	if err != nil {
-		t.Fatalf("critest (%v): %v; see %s", runErr, err, filepath.Join(results, "critest.log"))
-	}
-	t.Logf("critest %s: %d passed, %d failed, %d skipped (log and report in %s)",
-		filepath.Base(filepath.Dir(bin)), counts["passed"], len(failed), counts["skipped"], results)
-	for _, f := range failed {
-		t.Errorf("critest spec failed: %s", f)
-	}
-	if runErr != nil && len(failed) == 0 {
-		t.Errorf("critest: %v; see %s", runErr, filepath.Join(results, "critest.log"))
-	}
 
 	// Whatever critest created must be gone: remove the images it left
 	// pulled, then every count the daemon holds must be back.
@@ -121,21 +117,102 @@ func TestCritest(t *testing.T) {
 	}
 }
 
-// warmUp runs one pod and container, with an exec, from the default image
-// pulled through the registries.conf mapping, then removes them and the
-// image: the directories the daemon makes on first use exist before the
-// leak check's first count.
+// TestCritestContainerd runs the same validation suite against Debian's
+// containerd, with the same images and skips, for the README's side-by-side
+// table (make test-critest RUNTIME=containerd). Its default handler is
+// runc, so the user namespace and recursive read-only specs are in its one
+// run.
+func TestCritestContainerd(t *testing.T) {
+	if os.Getenv("CRISERVER_CONTAINERD") != "1" {
+		t.Skip("CRISERVER_CONTAINERD=1 runs it (make test-critest RUNTIME=containerd)")
+	}
+	framework.Require(t)
+	bin := critestBinary(t)
+	results := resultsDir(t, "CRITEST_RESULTS")
+	reg := framework.StartRegistry(t)
+	pushCritestImages(t, reg, critestCache())
+	c := framework.StartContainerd(t, containerdMirrors(reg.Addr), critestPause)
+	runCritestSuite(t, bin, "unix://"+c.Socket, results, "critest", critestSkips)
+}
+
+// critestPause is containerd's sandbox image in critest's runs, one of
+// critest's own images.
+const critestPause = "registry.k8s.io/pause:3.9"
+
+// resultsDir is the directory $env names, made if missing, or a temporary
+// one.
+func resultsDir(t *testing.T, env string) string {
+	t.Helper()
+	dir := os.Getenv(env)
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// runCritestSuite runs critest's validation suite against endpoint without
+// the skipped specs, with its log and JSON report in results as name.log
+// and name.json, and fails for each failed spec. It returns the counts.
+func runCritestSuite(t *testing.T, bin, endpoint, results, name string, skips []critestSkip, args ...string) map[string]int {
+	t.Helper()
+	report := filepath.Join(results, name+".json")
+	logPath := filepath.Join(results, name+".log")
+	args = append([]string{"--ginkgo.v", "--ginkgo.json-report=" + report}, args...)
+	for _, s := range skips {
+		args = append(args, "--ginkgo.skip="+s.spec)
+	}
+	runErr := runCritest(t, bin, endpoint, logPath, args...)
+	counts, failed, err := readCritestReport(report)
+	if err != nil {
+		t.Fatalf("%s (%v): %v; see %s", name, runErr, err, logPath)
+	}
+	t.Logf("%s %s: %d passed, %d failed, %d skipped (log and report in %s)",
+		name, filepath.Base(filepath.Dir(bin)), counts["passed"], len(failed), counts["skipped"], results)
+	for _, f := range failed {
+		t.Errorf("%s: spec failed: %s", name, f)
+	}
+	if runErr != nil && len(failed) == 0 {
+		t.Errorf("%s: %v; see %s", name, runErr, logPath)
+	}
+	return counts
+}
+
+// warmUpImage is critest's default image, pulled through the
+// registries.conf mapping.
+const warmUpImage = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+
+// warmUp runs one pod and container, with an exec, on the default handler,
+// then removes them (the caller removes the image): the directories the
+// daemon makes on first use exist before the leak check's first count.
 func warmUp(t *testing.T, d *framework.Daemon, ids *idSet) {
 	t.Helper()
-	const image = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 	ctx := framework.Ctx(t)
-	if _, err := d.Image.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: image}}); err != nil {
-		t.Fatalf("pull %s through the registry mapping: %v", image, err)
+	if _, err := d.Image.PullImage(ctx, &runtime.PullImageRequest{Image: &runtime.ImageSpec{Image: warmUpImage}}); err != nil {
+		t.Fatalf("pull %s through the registry mapping: %v", warmUpImage, err)
 	}
-	if err := lifecycle(t, d, image, d.PodConfig(t, "warm"), ids, nil); err != nil {
+	if err := lifecycle(t, d, "", warmUpImage, d.PodConfig(t, "warm"), ids, nil); err != nil {
 		t.Fatalf("warm-up: %v", err)
 	}
-	removeAllImages(t, d)
+}
+
+// warmUpUserNamespace does what warmUp does on handler, in a pod with a
+// user namespace, as the specs of runCritestOnRunc do: a handler's state
+// directory and what the daemon starts on a handler's first use are made
+// once, and must be there before the leak check's first count.
+func warmUpUserNamespace(t *testing.T, d *framework.Daemon, ids *idSet, handler string) {
+	t.Helper()
+	requireUserNamespaces(t, d, handler)
+	cfg := d.PodConfig(t, "warm-"+handler)
+	mapping := []*runtime.IDMapping{{ContainerId: 0, HostId: usernsHostID, Length: 65536}}
+	cfg.Linux.SecurityContext.NamespaceOptions = &runtime.NamespaceOption{
+		UsernsOptions: &runtime.UserNamespace{Mode: runtime.NamespaceMode_POD, Uids: mapping, Gids: mapping},
+	}
+	if err := lifecycle(t, d, handler, warmUpImage, cfg, ids, nil); err != nil {
+		t.Fatalf("warm-up on %s with a user namespace: %v", handler, err)
+	}
 }
 
 // logNewFiles logs the paths under d's root and state that are not in
@@ -192,6 +269,16 @@ func critestCache() string {
 	return "/var/cache/criserver/critest-images"
 }
 
+// containerdMirrors maps each upstream registry to its copy on the local
+// registry, as framework.StartContainerd writes them to hosts.toml files.
+func containerdMirrors(addr string) map[string]string {
+	m := map[string]string{}
+	for _, r := range critestRegistries {
+		m[r] = "http://" + addr + "/v2/" + r
+	}
+	return m
+}
+
 // critestRegistriesConf maps each upstream registry to its path on the
 // local registry (containers-registries.conf(5)).
 func critestRegistriesConf(addr string) string {
@@ -202,28 +289,8 @@ func critestRegistriesConf(addr string) string {
 	return b.String()
 }
 
-// activeSkips are critestSkips less those of the issues in CRITEST_ENABLE.
-func activeSkips(t *testing.T) []critestSkip {
-	t.Helper()
-	var enabled []int
-	for _, f := range strings.FieldsFunc(os.Getenv("CRITEST_ENABLE"), func(r rune) bool { return r == ',' || r == ' ' }) {
-		n, err := strconv.Atoi(strings.TrimPrefix(f, "#"))
-		if err != nil {
-			t.Fatalf("CRITEST_ENABLE: %q is not an issue number", f)
-		}
-		enabled = append(enabled, n)
-	}
-	var out []critestSkip
-	for _, s := range critestSkips {
-		if s.issue == 0 || !slices.Contains(enabled, s.issue) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// runCritest runs critest against d with output to logPath.
-func runCritest(t *testing.T, bin string, d *framework.Daemon, logPath string, args ...string) error {
+// runCritest runs critest against the CRI endpoint with output to logPath.
+func runCritest(t *testing.T, bin, endpoint, logPath string, args ...string) error {
 	t.Helper()
 	logf, err := os.Create(logPath)
 	if err != nil {
@@ -232,13 +299,23 @@ func runCritest(t *testing.T, bin string, d *framework.Daemon, logPath string, a
 	defer logf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
-	endpoint := "unix://" + d.Socket
 	cmd := exec.CommandContext(ctx, bin, append([]string{
 		"--runtime-endpoint=" + endpoint, "--image-endpoint=" + endpoint,
 		"--ginkgo.no-color", "--ginkgo.timeout=50m",
 	}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	return cmd.Run()
+}
+
+// runCritestOnRunc runs the critestOnRunc specs on the runc handler; every
+// one of them must run and pass.
+func runCritestOnRunc(t *testing.T, bin, endpoint, results string) {
+	t.Helper()
+	counts := runCritestSuite(t, bin, endpoint, results, "critest-runc", nil,
+		"--runtime-handler=runc", "--ginkgo.focus="+critestOnRunc)
+	if counts["passed"] != critestOnRuncCount {
+		t.Errorf("critest passed %d of its %d user namespace and recursive read-only specs on runc", counts["passed"], critestOnRuncCount)
+	}
 }
 
 // ginkgoSpec is the part of a ginkgo JSON report entry the harness reads.
@@ -372,7 +449,7 @@ imagesNumberParallel: 1
 
 // runCritestBenchmark runs critest's benchmark suite and logs the median
 // of each operation it measures.
-func runCritestBenchmark(t *testing.T, bin string, d *framework.Daemon, results string) {
+func runCritestBenchmark(t *testing.T, bin, endpoint, results string) {
 	t.Helper()
 	out := filepath.Join(results, "benchmark")
 	if err := os.MkdirAll(out, 0o755); err != nil {
@@ -386,7 +463,7 @@ func runCritestBenchmark(t *testing.T, bin string, d *framework.Daemon, results 
 		}
 	}
 	logPath := filepath.Join(results, "critest-benchmark.log")
-	if err := runCritest(t, bin, d, logPath, "--benchmark", "--benchmarking-params-file="+params, "--benchmarking-output-dir="+out); err != nil {
+	if err := runCritest(t, bin, endpoint, logPath, "--benchmark", "--benchmarking-params-file="+params, "--benchmarking-output-dir="+out); err != nil {
 		t.Errorf("critest --benchmark: %v; see %s", err, logPath)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, "*.json"))

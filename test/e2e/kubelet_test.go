@@ -39,7 +39,7 @@ func TestKubeletStandaloneUserNamespacesImageVolume(t *testing.T) {
 	// 1.8.1 reports no features).
 	e := startLeakDaemon(t, framework.WithConfig("[runtime]\ndefault_handler = \"runc\"\n"))
 	d := e.d
-	requireUserNamespaces(t, d)
+	requireUserNamespaces(t, d, "")
 	ids := newIDSet(d)
 	kubeletWarmUp(t, d, busyboxRef, volRef, ids)
 	before := e.snapshot(t, ids)

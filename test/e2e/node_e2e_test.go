@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -35,6 +37,12 @@ const nodeE2ELabels = `NodeConformance && !Flaky && !Slow && !Serial && !Disrupt
 // (make test-node-e2e FULL=1) runs every selected spec.
 const nodeE2ECIFocus = `Container Runtime|Pods|Probing container|Container Lifecycle Hook|Security Context|InitContainer|EmptyDir|ConfigMap|Secrets|Downward API|Sysctls|Kubelet when scheduling|Container Runtime blackbox`
 
+// nodeE2EProcs is how many ginkgo processes share the specs: most of a
+// spec's time is spent waiting (probes, grace periods, restarts), so
+// processes beyond the 2 cores still shorten the run; Kubernetes' own node
+// conformance jobs run 8 on 2-core machines. NODE_E2E_PROCS overrides it.
+const nodeE2EProcs = 4
+
 // TestNodeE2E runs Kubernetes' node e2e suite (test/e2e_node) focused on
 // [NodeConformance]: its own etcd and API server in process, and a real
 // kubelet, against a criserver of its own. It runs when
@@ -45,13 +53,6 @@ func TestNodeE2E(t *testing.T) {
 	}
 	framework.Require(t)
 	bins := nodeE2EBinaries(t)
-	results := os.Getenv("NODE_E2E_RESULTS")
-	if results == "" {
-		results = t.TempDir()
-	} else if err := os.MkdirAll(results, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
 	reg := framework.StartRegistry(t)
 	pushNodeE2EImages(t, reg, critestCache(), bins)
 	conf := filepath.Join(t.TempDir(), "registries.conf")
@@ -59,8 +60,31 @@ func TestNodeE2E(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf))
+	runNodeE2E(t, bins, "unix://"+d.Socket, "criserver")
+}
 
+// TestNodeE2EContainerd runs the same specs against Debian's containerd,
+// for the README's side-by-side table (make test-node-e2e RUNTIME=containerd).
+func TestNodeE2EContainerd(t *testing.T) {
+	if os.Getenv("CRISERVER_NODE_E2E") != "1" || os.Getenv("CRISERVER_CONTAINERD") != "1" {
+		t.Skip("CRISERVER_NODE_E2E=1 CRISERVER_CONTAINERD=1 run it (make test-node-e2e RUNTIME=containerd)")
+	}
+	framework.Require(t)
+	bins := nodeE2EBinaries(t)
+	reg := framework.StartRegistry(t)
+	pushNodeE2EImages(t, reg, critestCache(), bins)
+	c := framework.StartContainerd(t, containerdMirrors(reg.Addr), nodeE2EPause)
+	runNodeE2E(t, bins, "unix://"+c.Socket, "containerd")
+}
+
+// runNodeE2E runs the suite with its kubelet on the runtime at endpoint,
+// whose process is named process, and fails for each failed spec. Results
+// go to $NODE_E2E_RESULTS.
+func runNodeE2E(t *testing.T, bins, endpoint, process string) {
+	t.Helper()
+	results := resultsDir(t, "NODE_E2E_RESULTS")
 	host := kubeletHostState(t, kubeletRoot)
+	t.Cleanup(func() { host.restore(t) })
 	work := t.TempDir()
 	if err := writeKubeletDropIn(work); err != nil {
 		t.Fatal(err)
@@ -73,23 +97,41 @@ func TestNodeE2E(t *testing.T) {
 	if focus == "" {
 		focus = nodeE2ECIFocus
 	}
-	endpoint := "unix://" + d.Socket
-	args := []string{
-		"--container-runtime-endpoint=" + endpoint, "--image-service-endpoint=" + endpoint,
-		"--container-runtime-process-name=criserver",
-		"--prepull-images=false",
-		"--report-dir=" + results,
-		"--ginkgo.no-color", "--ginkgo.v",
-		"--ginkgo.json-report=" + filepath.Join(results, "node-e2e.json"),
-		"--ginkgo.label-filter=" + nodeE2ELabels,
-		"--ginkgo.timeout=80m",
+	procs := nodeE2EProcs
+	if v := os.Getenv("NODE_E2E_PROCS"); v != "" {
+		if procs, err = strconv.Atoi(v); err != nil || procs < 1 {
+			t.Fatalf("NODE_E2E_PROCS=%q: want a positive number", v)
+		}
+	}
+	// ginkgo runs a precompiled suite in the directory that holds it, the
+	// framework writes kubelet.conf.d, kubeconfig and the kubelet's config
+	// in its working directory and runs the kubelet from beside the suite:
+	// both are linked from work.
+	for _, b := range []string{"e2e_node.test", "kubelet"} {
+		if err := os.Symlink(filepath.Join(bins, b), filepath.Join(work, b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	suite := filepath.Join(work, "e2e_node.test")
+	ginkgoArgs := []string{
+		"run", "--procs=" + strconv.Itoa(procs), "--no-color", "-v",
+		// Relative: ginkgo writes the merged report beside the suite.
+		"--json-report=node-e2e.json",
+		"--label-filter=" + nodeE2ELabels,
+		"--timeout=80m",
 	}
 	if focus != "all" {
-		args = append(args, "--ginkgo.focus="+focus)
+		ginkgoArgs = append(ginkgoArgs, "--focus="+focus)
 	}
 	for _, s := range nodeE2ESkips {
-		args = append(args, "--ginkgo.skip="+s.spec)
+		ginkgoArgs = append(ginkgoArgs, "--skip="+s.spec)
 	}
+	ginkgoArgs = append(ginkgoArgs, suite, "--",
+		"--container-runtime-endpoint="+endpoint, "--image-service-endpoint="+endpoint,
+		"--container-runtime-process-name="+process,
+		"--prepull-images=false",
+		"--report-dir="+results,
+	)
 	logf, err := os.Create(filepath.Join(results, "node-e2e.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -97,29 +139,35 @@ func TestNodeE2E(t *testing.T) {
 	defer logf.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Minute)
 	defer cancel()
-	// The framework runs the kubelet from beside e2e_node.test.
-	cmd := exec.CommandContext(ctx, filepath.Join(bins, "e2e_node.test"), args...)
-	// The framework writes kubelet.conf.d, kubeconfig and the kubelet's
-	// config in its working directory; systemd-run off PATH makes it run
-	// the kubelet directly (systemd is not PID 1 here).
+	start := time.Now()
+	cmd := exec.CommandContext(ctx, filepath.Join(bins, "ginkgo"), ginkgoArgs...)
 	cmd.Dir = work
+	// systemd-run off PATH makes the framework run the kubelet directly
+	// (systemd is not PID 1 here).
 	cmd.Env = append(os.Environ(), "PATH="+path)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	runErr := cmd.Run()
+	t.Logf("node e2e took %v with %d processes", time.Since(start).Round(time.Second), procs)
+	report := filepath.Join(results, "node-e2e.json")
+	// work goes at cleanup; the report stays with the results.
+	if data, err := os.ReadFile(filepath.Join(work, "node-e2e.json")); err == nil {
+		if err := os.WriteFile(report, data, 0o644); err != nil {
+			t.Errorf("keep the report: %v", err)
+		}
+	}
 
-	counts, failed, err := readCritestReport(filepath.Join(results, "node-e2e.json"))
+	counts, failed, err := readCritestReport(report)
 	if err != nil {
 		t.Fatalf("e2e_node.test (%v): %v; see %s", runErr, err, logf.Name())
 	}
-	t.Logf("node e2e: %d passed, %d failed, %d skipped (log and report in %s)",
-		counts["passed"], len(failed), counts["skipped"], results)
+	t.Logf("node e2e on %s: %d passed, %d failed, %d skipped (log and report in %s)",
+		process, counts["passed"], len(failed), counts["skipped"], results)
 	for _, f := range failed {
 		t.Errorf("node e2e spec failed: %s", f)
 	}
 	if runErr != nil && len(failed) == 0 {
 		t.Errorf("e2e_node.test: %v; see %s", runErr, logf.Name())
 	}
-	host.restore(t)
 }
 
 // kubeletRoot is the framework's kubelet root directory.
@@ -151,11 +199,13 @@ func kubeletHostState(t *testing.T, root string) kubeletHost {
 	return h
 }
 
-// restore checks that the kubelet has stopped and that no pod
-// volume is left mounted (the daemon's cleanup checks the rest), then undoes
-// what the kubelet does to its root directory by design: a bind mount of
-// it on itself, and the directory. Runs hold the e2e lock: no other kubelet
-// runs meanwhile.
+// restore checks that the kubelet has stopped, then undoes what it leaves
+// on the host: the volumes of pods it was still tearing down when the
+// suite stopped it (the framework deletes each spec's namespace without
+// waiting for its pods, so those of the last specs may still be
+// terminating), the bind mount of its root directory on itself, and the
+// directory. Any other mount under the root fails the test. Runs hold the
+// e2e lock: no other kubelet runs meanwhile.
 func (h kubeletHost) restore(t *testing.T) {
 	t.Helper()
 	if pids := framework.ProcessesNamed("kubelet"); len(pids) > 0 {
@@ -166,13 +216,23 @@ func (h kubeletHost) restore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Deepest first.
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
 	rootMounted := false
 	for _, m := range mounts {
-		if m != h.root {
+		switch {
+		case m == h.root:
+			rootMounted = true
+		case podVolume(h.root, m):
+			t.Logf("the kubelet stopped before unmounting pod volume %s: unmounting it", m)
+			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+				t.Errorf("unmount %s: %v", m, err)
+				return
+			}
+		default:
 			t.Errorf("mount left under %s: %s", h.root, m)
 			return
 		}
-		rootMounted = true
 	}
 	if rootMounted && !h.rootMounted {
 		if err := syscall.Unmount(h.root, syscall.MNT_DETACH); err != nil {
@@ -187,8 +247,21 @@ func (h kubeletHost) restore(t *testing.T) {
 	}
 }
 
+// podVolume reports whether mount is a volume (or a volume's subPath) of a
+// pod of the kubelet whose root directory is root
+// (root/pods/<uid>/volumes/..., root/pods/<uid>/volume-subpaths/...).
+func podVolume(root, mount string) bool {
+	rel, err := filepath.Rel(filepath.Join(root, "pods"), mount)
+	if err != nil {
+		return false
+	}
+	parts := strings.Split(rel, string(filepath.Separator))
+	return len(parts) > 2 && parts[0] != ".." && (parts[1] == "volumes" || parts[1] == "volume-subpaths")
+}
+
 // nodeE2EBinaries is $NODE_E2E_DIR, or the directory hack/node-e2e/build.sh
-// builds e2e_node.test, the kubelet and agnhost into (once per version).
+// builds e2e_node.test, the kubelet, agnhost and the ginkgo CLI into (once per
+// version).
 func nodeE2EBinaries(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("NODE_E2E_DIR")
@@ -201,7 +274,7 @@ func nodeE2EBinaries(t *testing.T) string {
 		}
 		dir = strings.TrimSpace(string(out))
 	}
-	for _, b := range []string{"e2e_node.test", "kubelet", "agnhost", "localhost.crt", "localhost.key"} {
+	for _, b := range []string{"e2e_node.test", "kubelet", "agnhost", "ginkgo", "localhost.crt", "localhost.key"} {
 		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
 			t.Fatalf("node e2e binaries: %v", err)
 		}
@@ -258,6 +331,13 @@ func pathWithout(t *testing.T, name string) (string, error) {
 	return strings.Join(dirs, string(filepath.ListSeparator)), nil
 }
 
+// nodeE2EPause is the pause image of Kubernetes v1.37, the sandbox image of
+// a runtime that needs one (containerd).
+const (
+	nodeE2EPauseTag = "3.10.2"
+	nodeE2EPause    = "registry.k8s.io/pause:" + nodeE2EPauseTag
+)
+
 // pushNodeE2EImages builds the images the [NodeConformance] specs use
 // (e2e_node.test --list-images), under their upstream names.
 func pushNodeE2EImages(t *testing.T, reg *framework.Registry, cache, bins string) {
@@ -270,7 +350,7 @@ func pushNodeE2EImages(t *testing.T, reg *framework.Registry, cache, bins string
 		{e2e + "nonroot", []string{"1.5"}, nonrootImage},
 		{e2e + "perl", []string{"5.26"}, perlImage},
 		{e2e + "agnhost", []string{"2.66.1", "2.55"}, agnhostImage(bins)},
-		{"registry.k8s.io/pause", []string{"3.10.2"}, pauseImage},
+		{"registry.k8s.io/pause", []string{nodeE2EPauseTag}, pauseImage},
 	}
 	b := &critestBuilder{cache: cache, tmp: t.TempDir(), debs: map[string]string{}, bins: map[string][]byte{}}
 	for _, ci := range imgs {
@@ -299,10 +379,10 @@ func perlImage(t *testing.T, b *critestBuilder) *framework.Image {
 	return img
 }
 
-// agnhostImage is test/images/agnhost: busybox and Debian's curl, plus the
-// agnhost binary built from the Kubernetes module and the porter's test
-// certificate, its
-// user and group 1000/50000, and /agnhost pause as the default command.
+// agnhostImage is test/images/agnhost: busybox and Debian's curl, bash
+// and OpenBSD nc, plus the agnhost binary built from the Kubernetes module and the porter's
+// test certificate, its user and group 1000/50000, and /agnhost pause as
+// the default command.
 func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Image {
 	return func(t *testing.T, b *critestBuilder) *framework.Image {
 		files := map[string][]byte{}
@@ -314,8 +394,11 @@ func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Imag
 			files[f] = data
 		}
 		img := busybox(t, b)
-		// Hooks and probes of the specs run curl in it.
-		img.AddLayer(b.commandsLayer(t, []string{"curl"}, "usr/bin/curl")...)
+		// As upstream's image has them: hooks and probes run curl, some
+		// specs run their script with /bin/bash, and the networking specs
+		// run nc -u, which Debian's busybox nc lacks.
+		img.AddLayer(b.commandsLayer(t, []string{"curl", "bash", "netcat-openbsd"}, "usr/bin/curl", "bin/bash", "bin/nc.openbsd")...)
+		img.AddLayer(framework.Symlink("bin/nc", "nc.openbsd"))
 		img.AddLayer(
 			framework.Entry{Name: "agnhost", Type: tar.TypeReg, Mode: 0o755, Body: files["agnhost"]},
 			framework.Entry{Name: "localhost.crt", Type: tar.TypeReg, Mode: 0o644, Body: files["localhost.crt"]},
@@ -328,5 +411,23 @@ func agnhostImage(bins string) func(*testing.T, *critestBuilder) *framework.Imag
 		img.Config.Entrypoint = []string{"/agnhost"}
 		img.Config.Cmd = []string{"pause"}
 		return img
+	}
+}
+
+func TestPodVolume(t *testing.T) {
+	for _, tc := range []struct {
+		mount string
+		want  bool
+	}{
+		{"/var/lib/kubelet/pods/e2aa/volumes/kubernetes.io~secret/a", true},
+		{"/var/lib/kubelet/pods/e2aa/volume-subpaths/v/c/0", true},
+		{"/var/lib/kubelet/pods/e2aa/volumes", false},
+		{"/var/lib/kubelet/plugins/x/volumes/y", false},
+		{"/var/lib/kubelet", false},
+		{"/var/lib/other/pods/e2aa/volumes/v", false},
+	} {
+		if got := podVolume("/var/lib/kubelet", tc.mount); got != tc.want {
+			t.Errorf("podVolume(%q) = %v, want %v", tc.mount, got, tc.want)
+		}
 	}
 }

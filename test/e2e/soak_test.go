@@ -31,11 +31,11 @@ func soakIterations(t *testing.T) int {
 	return n
 }
 
-// lifecycle runs one pod with one container through everything the
-// kubelet does to it, adding their IDs to ids (when set). While both
-// run, inside (when set) is called.
-func lifecycle(t testing.TB, d *framework.Daemon, image string, cfg *runtime.PodSandboxConfig, ids *idSet, inside func(pod, ctr string)) error {
-	pod, ctr, err := startPodContainer(t, d, image, cfg, ids)
+// lifecycle runs one pod with one container on the runtime handler
+// ("" is the default) through everything the kubelet does to it, adding
+// their IDs to ids (when set). While both run, inside (when set) is called.
+func lifecycle(t testing.TB, d *framework.Daemon, handler, image string, cfg *runtime.PodSandboxConfig, ids *idSet, inside func(pod, ctr string)) error {
+	pod, ctr, err := startPodContainer(t, d, handler, image, cfg, ids)
 	if err != nil {
 		return err
 	}
@@ -45,11 +45,11 @@ func lifecycle(t testing.TB, d *framework.Daemon, image string, cfg *runtime.Pod
 	return removePodContainer(t, d, pod, ctr)
 }
 
-// startPodContainer runs a pod with a busybox `sleep 3600` container in
-// it and checks ExecSync works there.
-func startPodContainer(t testing.TB, d *framework.Daemon, image string, cfg *runtime.PodSandboxConfig, ids *idSet) (pod, ctr string, err error) {
+// startPodContainer runs a pod on the runtime handler with a busybox
+// `sleep 3600` container in it and checks ExecSync works there.
+func startPodContainer(t testing.TB, d *framework.Daemon, handler, image string, cfg *runtime.PodSandboxConfig, ids *idSet) (pod, ctr string, err error) {
 	ctx := framework.Ctx(t)
-	podResp, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg})
+	podResp, err := d.Runtime.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
 	if err != nil {
 		return "", "", fmt.Errorf("RunPodSandbox: %w", err)
 	}
@@ -104,7 +104,7 @@ func TestSoakNoGrowth(t *testing.T) {
 	ids := newIDSet(d)
 	const warmup = 3
 	for i := range warmup {
-		if err := lifecycle(t, d, image, d.PodConfig(t, "warm"+strconv.Itoa(i)), ids, nil); err != nil {
+		if err := lifecycle(t, d, "", image, d.PodConfig(t, "warm"+strconv.Itoa(i)), ids, nil); err != nil {
 			t.Fatalf("warm-up %d: %v", i, err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestSoakNoGrowth(t *testing.T) {
 				during = e.snapshot(t, ids)
 			}
 		}
-		if err := lifecycle(t, d, image, soakPodConfig(t, d, i), ids, inside); err != nil {
+		if err := lifecycle(t, d, "", image, soakPodConfig(t, d, i), ids, inside); err != nil {
 			t.Fatalf("iteration %d: %v", i, err)
 		}
 		if i == 0 {

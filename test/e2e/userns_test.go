@@ -24,24 +24,25 @@ const usernsHostID = 200000
 func newUsernsEnv(t *testing.T) *ctrEnv {
 	t.Helper()
 	e := newCtrEnv(t, framework.WithConfig("[runtime]\ndefault_handler = \"runc\"\n"))
-	requireUserNamespaces(t, e.d)
+	requireUserNamespaces(t, e.d, "")
 	return e
 }
 
 // requireUserNamespaces skips (or fails under CRISERVER_E2E_REQUIRED)
-// unless the daemon's default handler reports user namespace support.
-func requireUserNamespaces(t *testing.T, d *framework.Daemon) {
+// unless the daemon's runtime handler ("" is the default) reports user
+// namespace support.
+func requireUserNamespaces(t *testing.T, d *framework.Daemon, handler string) {
 	t.Helper()
 	resp, err := d.Runtime.Status(framework.Ctx(t), &runtime.StatusRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, h := range resp.RuntimeHandlers {
-		if h.Name == "" && h.GetFeatures().GetUserNamespaces() {
+		if h.Name == handler && h.GetFeatures().GetUserNamespaces() {
 			return
 		}
 	}
-	framework.Unsupported(t, "the default runtime handler does not support user namespaces (runc 1.2+ on Linux 5.19+; hack/install-deps.sh installs runc)")
+	framework.Unsupported(t, "runtime handler %q does not support user namespaces (runc 1.2+ on Linux 5.19+; hack/install-deps.sh installs runc)", handler)
 }
 
 // runUsernsPod runs a pod in a user namespace of its own that maps 0 to

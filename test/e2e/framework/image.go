@@ -55,9 +55,11 @@ func Symlink(name, target string) Entry {
 	return Entry{Name: name, Type: tar.TypeSymlink, Mode: 0o777, Linkname: target}
 }
 
-// Hardlink is a hard link to an earlier entry of the same layer.
-func Hardlink(name, target string) Entry {
-	return Entry{Name: name, Type: tar.TypeLink, Mode: 0o644, Linkname: target}
+// Hardlink is a hard link to an earlier entry of the same layer. mode is
+// the target's, as tar writers record it: containerd and Docker apply a
+// hard link entry's mode to the inode it shares with its target.
+func Hardlink(name, target string, mode int64) Entry {
+	return Entry{Name: name, Type: tar.TypeLink, Mode: mode, Linkname: target}
 }
 
 // Whiteout deletes name from the layers below.
@@ -271,7 +273,7 @@ func BusyboxImageOf(bin []byte, applets []string, hardlinks bool) *Image {
 		switch {
 		case name == "busybox":
 		case hardlinks:
-			entries = append(entries, Hardlink("bin/"+name, "bin/busybox"))
+			entries = append(entries, Hardlink("bin/"+name, "bin/busybox", 0o755))
 		default:
 			entries = append(entries, Symlink("bin/"+name, "busybox"))
 		}

@@ -43,6 +43,23 @@ func ProcessesNamed(name string) []int {
 	return pids
 }
 
+// ProcessesMentioning lists the processes, but this one, whose command
+// line contains s.
+func ProcessesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil && strings.Contains(string(b), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // WaitRemovals waits until the daemon has deleted the writable layers it
 // removed: RemoveContainer moves a layer to the trash (overlay2/tmp-del-*)
 // and unmounts and deletes it after the call returns. Leak checks call it
