@@ -22,6 +22,7 @@ start_proc() {
 	# execs without forking: $! is CMD's pid.
 	nsenter --net="/run/netns/$netns" -- setsid "$@" >>"$logfile" 2>&1 </dev/null &
 	echo $! >"$pidfile"
+	started_pid=$! started_log=$logfile
 }
 
 # stop_proc PIDFILE [SIGNAL] signals the process (TERM by default), waits
@@ -45,13 +46,23 @@ stop_proc() {
 	rm -f "$pidfile"
 }
 
-# wait_for SECONDS WHAT CMD... retries CMD every half second.
+# wait_for SECONDS WHAT CMD... retries CMD every half second. It waits for
+# the process start_proc started last: when that one does not come up, the
+# end of its log and whether it still runs say why.
 wait_for() {
 	local limit=$1 what=$2
 	shift 2
 	local deadline=$((SECONDS + limit))
 	until "$@" >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "$what not up after $limit s"
+		if ((SECONDS >= deadline)); then
+			if [[ -n ${started_log:-} ]]; then
+				local state="exited"
+				alive "$started_pid" && state="still running"
+				echo "cluster: $what: pid $started_pid $state; the end of $started_log:" >&2
+				tail -n 30 "$started_log" >&2 || true
+			fi
+			die "$what not up after $limit s"
+		fi
 		sleep 0.5
 	done
 }
