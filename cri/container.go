@@ -86,6 +86,13 @@ func (c *containerRecord) Status() containerStatus {
 	return containerStatus{}
 }
 
+// isRemoved tells whether the container's record was deleted.
+func (c *containerRecord) isRemoved() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.removed
+}
+
 // setStatus sets the status of a record not yet shared (creation, load).
 func (c *containerRecord) setStatus(st containerStatus) { c.status.Store(&st) }
 

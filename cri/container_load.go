@@ -53,8 +53,20 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	s.removeOrphanBundles(ctx)
 	s.removeOrphanRootfs(ctx)
 	klog.InfoS("Containers loaded", "count", len(s.containers.list()))
+	go s.releaseExited()
 	go s.refreshStats(ctx)
 	return nil
+}
+
+// releaseExited releases from the runtime, one at a time, the containers
+// that had exited when the daemon stopped (or crashed before releasing
+// them); see releaseRuntime.
+func (s *Service) releaseExited() {
+	for _, c := range s.containers.list() {
+		if c.State() == runtime.ContainerState_CONTAINER_EXITED {
+			s.releaseRuntime(c)
+		}
+	}
 }
 
 // removeOrphanBundles deletes containers the runtime has but no record

@@ -114,6 +114,9 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 	}
 	fault.Crash("container.stop.after-runtime")
 	s.refreshContainer(c)
+	// As containerd's StopContainer, which deletes the task: the stop
+	// returns with the runtime done with the container.
+	s.releaseRuntimeLocked(ctx, c)
 	return nil
 }
 

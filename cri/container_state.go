@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"syscall"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/criserver/criserver/fault"
 	"github.com/criserver/criserver/oci"
 )
 
@@ -49,8 +51,38 @@ func (s *Service) refreshContainer(c *containerRecord) bool {
 	}
 	if exited {
 		s.nriStopped(c)
+		go s.releaseRuntime(c)
 	}
 	return exited
+}
+
+// releaseRuntime deletes an exited container from its OCI runtime (the
+// runtime's state and cgroup, conmon's leftovers, the bundle) once the exit
+// is recorded, as containerd deletes a task when it exits: RemoveContainer
+// then finds nothing slow left to do. conmon writes the exit file after it
+// has drained and synced the logs, so nothing of the output is lost. It runs
+// in its own goroutine and takes the op lock, so it waits for a Stop or
+// Start in flight and leaves a removed container alone. A failure, or a
+// crash half way, leaves the rest to RemoveContainer: Runtime.Delete does
+// what is missing.
+func (s *Service) releaseRuntime(c *containerRecord) {
+	c.op.Lock()
+	defer c.op.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s.releaseRuntimeLocked(ctx, c)
+}
+
+// releaseRuntimeLocked is releaseRuntime for a caller holding c.op.
+func (s *Service) releaseRuntimeLocked(ctx context.Context, c *containerRecord) {
+	if c.isRemoved() || c.State() != runtime.ContainerState_CONTAINER_EXITED {
+		return
+	}
+	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
+		klog.ErrorS(err, "Delete exited container from its runtime; RemoveContainer will retry", "containerID", c.ID)
+		return
+	}
+	fault.Crash("container.exit.after-runtime-delete")
 }
 
 // exited records the exit conmon reported.

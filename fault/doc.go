@@ -25,6 +25,8 @@
 //	container.start.after-runtime   runtime start done, RUNNING not yet recorded
 //	container.stop.after-signal     stop signal sent, no wait or SIGKILL yet
 //	container.stop.after-runtime    exit file written, exit not yet picked up
+//	container.exit.after-runtime-delete  exit recorded, container deleted from the
+//	                                     runtime (at the exit or in the stop)
 //	container.remove.after-runtime-delete  runtime state gone, rootfs not yet removed
 //	container.remove.after-rootfs-trash    writable layer moved to the trash, still
 //	                                       mounted; not yet unmounted and deleted

@@ -225,12 +225,17 @@ func (r *Runtime) exited(id string) bool {
 
 // Delete removes the container from the runtime (`runtime delete --force`),
 // stops its conmon and removes the bundle, exit file and socket link.
-// It succeeds for containers the runtime no longer knows.
+// It succeeds for containers the runtime no longer knows. The bundle is
+// made before the runtime's create and removed after its delete, so
+// without one there is no runtime state to delete: a second Delete (the
+// exit's, then RemoveContainer's) runs no program.
 func (r *Runtime) Delete(ctx context.Context, handler, id string) error {
-	if err := r.run(ctx, handler, nil, "delete", "--force", id); err != nil && !isNotExist(err) {
-		return fmt.Errorf("delete container %s: %w", id, err)
+	if _, err := os.Stat(r.BundleDir(id)); !os.IsNotExist(err) {
+		if err := r.run(ctx, handler, nil, "delete", "--force", id); err != nil && !isNotExist(err) {
+			return fmt.Errorf("delete container %s: %w", id, err)
+		}
+		r.killConmon(id)
 	}
-	r.killConmon(id)
 	if err := os.Remove(filepath.Join(r.socketDir(), r.conmonUUID(id))); err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("remove socket link of %s: %w", id, err)
 	}

@@ -866,3 +866,72 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 		t.Fatal("orphan container still running")
 	}
 }
+
+// TestContainerReleasedFromRuntimeAtExit: once an exit is recorded the
+// daemon deletes the container from its OCI runtime (state, cgroup,
+// bundle, conmon), in the background for a container that ended by itself
+// and within StopContainer for a stopped one, and keeps the exit and the
+// log; RemoveContainer afterwards still removes the rest.
+func TestContainerReleasedFromRuntimeAtExit(t *testing.T) {
+	e := newCtrEnv(t)
+	ctx := framework.Ctx(t)
+	released := func(info ctrInfo, id string) []string {
+		var left []string
+		for _, p := range []string{info.Bundle, filepath.Join(e.d.State, info.Handler, id), filepath.Join(e.d.State, "exits", id)} {
+			if _, err := os.Lstat(p); !os.IsNotExist(err) {
+				left = append(left, p)
+			}
+		}
+		if dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", info.CgroupsPath)); len(dirs) > 0 {
+			left = append(left, dirs...)
+		}
+		return left
+	}
+	conmonGone := func(info ctrInfo) {
+		t.Helper()
+		if !framework.Poll(5*time.Second, func() bool { return !procIs(info.ConmonPid, "conmon") }) {
+			t.Errorf("conmon %d still running after the exit", info.ConmonPid)
+		}
+	}
+
+	byItself := e.run(t, e.config("bye", `echo bye; exit 2`))
+	_, info := e.status(t, byItself)
+	if info.CgroupsPath == "" || info.Handler == "" {
+		t.Fatalf("verbose status lacks cgroup or handler: %+v", info)
+	}
+	e.waitExit(t, byItself, 30*time.Second)
+	var left []string
+	if !framework.Poll(10*time.Second, func() bool { left = released(info, byItself); return len(left) == 0 }) {
+		t.Errorf("runtime's part of an exited container still there: %v", left)
+	}
+	conmonGone(info)
+	checkKept := func() {
+		t.Helper()
+		st, _ := e.status(t, byItself)
+		if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 2 || st.Reason != "Error" {
+			t.Errorf("released container: state %v code %d reason %q, want EXITED 2 Error", st.State, st.ExitCode, st.Reason)
+		}
+		if lines := strings.Join(e.logLines(t, "bye"), "\n"); !strings.Contains(lines, "stdout F bye") {
+			t.Errorf("log of the released container lacks its line:\n%s", lines)
+		}
+	}
+	checkKept()
+	e.d.Stop(t)
+	e.d.Start(t)
+	checkKept()
+
+	stopped := e.run(t, e.config("sleeper", `exec sleep 600`))
+	_, info2 := e.status(t, stopped)
+	if _, err := e.d.Runtime.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: stopped, Timeout: 0}); err != nil {
+		t.Fatal(err)
+	}
+	// No poll: StopContainer returns with the runtime done, as containerd's.
+	if left := released(info2, stopped); len(left) > 0 {
+		t.Errorf("after StopContainer the runtime's part is still there: %v", left)
+	}
+	conmonGone(info2)
+	for id, inf := range map[string]ctrInfo{byItself: info, stopped: info2} {
+		e.remove(t, id)
+		e.assertContainerGone(t, id, inf)
+	}
+}

@@ -242,6 +242,7 @@ func TestCrash(t *testing.T) {
 		{"container.start.after-runtime", createdCtr, startCall},
 		{"container.stop.after-signal", stubbornCtr, stopCall},
 		{"container.stop.after-runtime", stubbornCtr, stopCall},
+		{"container.exit.after-runtime-delete", stubbornCtr, stopCall},
 		{"container.remove.after-runtime-delete", runningCtr, removeCall},
 		{"container.remove.after-rootfs-trash", runningCtr, removeCall},
 		{"container.remove.before-record", runningCtr, removeCall},
@@ -266,6 +267,8 @@ func TestCrash(t *testing.T) {
 			case "container.stop.after-signal": // the signal was ignored
 				crashCheckStopAgain(t, e, ctr, runtime.ContainerState_CONTAINER_RUNNING)
 			case "container.stop.after-runtime": // SIGKILL done, exit file written
+				crashCheckStopAgain(t, e, ctr, runtime.ContainerState_CONTAINER_EXITED)
+			case "container.exit.after-runtime-delete": // exit recorded, then the runtime's part deleted
 				crashCheckStopAgain(t, e, ctr, runtime.ContainerState_CONTAINER_EXITED)
 			}
 			crashCleanupExcept(t, e.d, e.pod)
