@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -47,10 +48,12 @@ func (m *Manager) stop(ctx context.Context, sb *Sandbox) error {
 		errs = append(errs, err)
 	}
 	if !sb.HostNetwork && !sb.networkDetached && m.opts.Network != nil {
+		t := time.Now()
 		if err := m.detach(ctx, sb); err != nil {
 			errs = append(errs, err)
 		} else {
 			sb.networkDetached = true
+			klog.V(4).InfoS("Pod sandbox step done", "pod", sb.ID, "step", "network teardown", "took", time.Since(t))
 			fault.Crash("sandbox.stop.after-cni")
 		}
 	}

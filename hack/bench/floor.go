@@ -9,18 +9,32 @@ import (
 	"time"
 )
 
-// Figures of the floor: what the programs a pod start runs cost by
-// themselves, so that the runtime's own share can be told from theirs.
+// Figures of the floor: what the programs a pod start (and a pod stop)
+// runs cost by themselves, as the daemon timed each, so that the runtime's
+// own share can be told from theirs, and which program holds the rest.
 const (
-	figFloor          = "floor: the external programs' time in a pod start (CNI ADD, conmon + runtime create, runtime start)"
-	figWholeOverFloor = "whole pod start ÷ floor"
-	unitTimes         = "×"
+	figFloor            = "floor: the external programs' time in a pod start (CNI ADD, conmon + runtime create, runtime start)"
+	figWholeOverFloor   = "whole pod start ÷ floor"
+	figStopFloor        = "floor: the CNI plugins' DEL in StopPodSandbox"
+	figStopPodOverFloor = "StopPodSandbox+RemovePodSandbox ÷ its floor"
+	unitTimes           = "×"
 )
 
-// floorSteps are criserver's step log entries (at -v=4) that time an
-// external program from the daemon's side: the CNI plugins, conmon with
-// the runtime's create, the runtime's start.
-var floorSteps = map[string]bool{"network": true, "conmon and runtime create": true, "runtime start": true}
+// Steps of criserver's step log (at -v=4) that time an external program
+// from the daemon's side.
+const (
+	stepCNIAdd = "network"
+	stepCreate = "conmon and runtime create"
+	stepStart  = "runtime start"
+	stepCNIDel = "network teardown"
+)
+
+// startFloorParts are the pod start's programs, each a figure of its own.
+var startFloorParts = []struct{ step, figure string }{
+	{stepCNIAdd, "floor part: CNI plugins' ADD"},
+	{stepCreate, "floor part: conmon + runtime create"},
+	{stepStart, "floor part: runtime start"},
+}
 
 // cyclePod names one recorded cycle's pod and container.
 type cyclePod struct{ pod, ctr string }
@@ -28,15 +42,30 @@ type cyclePod struct{ pod, ctr string }
 var stepLine = regexp.MustCompile(`step done" (?:call="[^"]*" )?(?:pod|containerID)="([0-9a-f]+)" step="([^"]+)" took="([^"]+)"`)
 
 // floor adds, for each recorded cycle of criserver, the time its step log
-// gives the external programs of that pod start, and the ratio of the
-// whole pod start's median to the floor's. containerd logs no such times.
+// gives the external programs of that pod's start (in all and each) and
+// stop, and the ratios of the medians of the calls to their floors'.
+// containerd logs no such times.
 func (w *workload) floor(d *daemon, pods []cyclePod) {
-	w.res.declare(figFloor, unitMs)
+	figs := []string{figFloor, figStopFloor}
+	for _, p := range startFloorParts {
+		figs = append(figs, p.figure)
+	}
+	for _, f := range figs {
+		w.res.declare(f, unitMs)
+	}
 	w.res.declare(figWholeOverFloor, unitTimes)
+	w.res.declare(figStopPodOverFloor, unitTimes)
+	all := append(figs, figWholeOverFloor, figStopPodOverFloor)
+	unit := func(f string) string {
+		if f == figWholeOverFloor || f == figStopPodOverFloor {
+			return unitTimes
+		}
+		return unitMs
+	}
 	if d.name != rtCriserver {
-		why := "the daemon does not log the time of the programs it runs"
-		w.res.na(figFloor, unitMs, d.name, why)
-		w.res.na(figWholeOverFloor, unitTimes, d.name, why)
+		for _, f := range all {
+			w.res.na(f, unit(f), d.name, "the daemon does not log the time of the programs it runs")
+		}
 		return
 	}
 	took, err := readSteps(filepath.Join(d.dir, "criserver.log"))
@@ -44,44 +73,54 @@ func (w *workload) floor(d *daemon, pods []cyclePod) {
 		err = fmt.Errorf("no step times in the daemon's log; it must run at -v=4")
 	}
 	if err != nil {
-		w.res.fail(figFloor, unitMs, d.name, err)
-		w.res.fail(figWholeOverFloor, unitTimes, d.name, err)
+		for _, f := range all {
+			w.res.fail(f, unit(f), d.name, err)
+		}
 		return
 	}
-	var floors []float64
 	for _, p := range pods {
-		var sum time.Duration
-		for _, id := range []string{p.pod, p.ctr} {
-			sum += took[id]
+		pod, ctr := took[p.pod], took[p.ctr]
+		w.res.add(figFloor, unitMs, d.name, ms(pod[stepCNIAdd]+ctr[stepCreate]+ctr[stepStart]))
+		for _, part := range startFloorParts {
+			w.res.add(part.figure, unitMs, d.name, ms(pod[part.step]+ctr[part.step]))
 		}
-		floors = append(floors, ms(sum))
-		w.res.add(figFloor, unitMs, d.name, ms(sum))
+		w.res.add(figStopFloor, unitMs, d.name, ms(pod[stepCNIDel]))
 	}
-	if whole := w.res.values(figWholePod, d.name); len(whole) > 0 && len(floors) > 0 {
-		w.res.add(figWholeOverFloor, unitTimes, d.name, percentile(whole, 50)/percentile(floors, 50))
+	w.addRatio(figWholeOverFloor, figWholePod, figFloor, d.name)
+	w.addRatio(figStopPodOverFloor, figStopRemovePod, figStopFloor, d.name)
+}
+
+// addRatio adds the ratio of two figures' medians, when both have values.
+func (w *workload) addRatio(name, num, den, rt string) {
+	n, m := w.res.values(num, rt), w.res.values(den, rt)
+	if len(n) > 0 && len(m) > 0 {
+		w.res.add(name, unitTimes, rt, percentile(n, 50)/percentile(m, 50))
 	}
 }
 
-// readSteps sums, per pod or container ID, the floor steps in a log.
-func readSteps(path string) (map[string]time.Duration, error) {
+// readSteps reads the step times of a log by pod or container ID and step.
+func readSteps(path string) (map[string]map[string]time.Duration, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	took := map[string]time.Duration{}
+	took := map[string]map[string]time.Duration{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		m := stepLine.FindStringSubmatch(sc.Text())
-		if len(m) < 4 || !floorSteps[m[2]] {
+		if len(m) < 4 {
 			continue
 		}
 		d, err := time.ParseDuration(m[3])
 		if err != nil {
 			return nil, fmt.Errorf("%s: step time %q: %w", path, m[3], err)
 		}
-		took[m[1]] += d
+		if took[m[1]] == nil {
+			took[m[1]] = map[string]time.Duration{}
+		}
+		took[m[1]][m[2]] += d
 	}
 	return took, sc.Err()
 }
