@@ -70,8 +70,9 @@ test-fuzz:
 		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) "$${t%%:*}"; \
 	done
 
+# Test images' programs live under test/e2e/testdata, which ./... leaves out.
 test-unit:
-	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v -e /test/e2e -e /test/cluster) ./test/e2e/testdata/critest/...
 
 # The suite's daemons run pods of the default handler with crun where it
 # runs here (else runc); the runtime tests run again with runc behind the

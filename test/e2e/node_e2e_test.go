@@ -3,6 +3,7 @@ package e2e
 import (
 	"archive/tar"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,8 @@ var nodeE2ESkips = []critestSkip{
 	{spec: `AppArmor`, reason: "the host has no AppArmor"},
 	{spec: `SELinux|selinux`, reason: "the host has no SELinux"},
 	{spec: `[Ss]ystemd`, reason: "systemd is not PID 1 here"},
+	{spec: `PrivilegedPod .*should enable privileged commands`,
+		reason: "it adds a dummy network link, and this host's kernel has no dummy driver (`ip link add x type dummy` fails on the host too: Unknown device type)"},
 	{spec: `(ConfigMap|Secrets) should be consumable via the environment`,
 		reason: "its variable names (data-1) are not shell names, and Debian 12's busybox 1.35 sh leaves such variables out of the environment of what it runs (env data-1=x busybox sh -c env prints none); upstream's busybox image keeps them"},
 }
@@ -283,20 +286,28 @@ func nodeE2EBinaries(t *testing.T) string {
 }
 
 // kubeletDropIn lets the kubelet run on this cgroup v1 (hybrid) host,
-// which it refuses by default since 1.35.
+// which it refuses by default since 1.35, and gives pods a resolv.conf
+// whose only server is the pod's own loopback, so that no spec's name
+// lookup reaches the host's resolvers.
 const kubeletDropIn = `apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 failCgroupV1: false
+resolvConf: %s
 `
 
 // writeKubeletDropIn adds the drop-in to the kubelet.conf.d directory the
-// framework creates (and keeps) in its working directory.
+// framework creates (and keeps) in its working directory, and the
+// resolv.conf it names.
 func writeKubeletDropIn(work string) error {
 	dir := filepath.Join(work, "kubelet.conf.d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "90-criserver-e2e.conf"), []byte(kubeletDropIn), 0o644)
+	resolv := filepath.Join(work, "resolv.conf")
+	if err := os.WriteFile(resolv, []byte("nameserver 127.0.0.1\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "90-criserver-e2e.conf"), fmt.Appendf(nil, kubeletDropIn, resolv), 0o644)
 }
 
 // pathWithout returns a PATH whose commands are those of the current PATH
@@ -349,6 +360,7 @@ func pushNodeE2EImages(t *testing.T, reg *framework.Registry, cache, bins string
 		{e2e + "nonewprivs", []string{"1.4"}, nonewprivsImage},
 		{e2e + "nonroot", []string{"1.5"}, nonrootImage},
 		{e2e + "perl", []string{"5.26"}, perlImage},
+		{e2e + "glibc-dns-testing", []string{"2.1.1"}, glibcDNSTestingImage},
 		{e2e + "agnhost", []string{"2.66.1", "2.55"}, agnhostImage(bins)},
 		{"registry.k8s.io/pause", []string{nodeE2EPauseTag}, pauseImage},
 	}
@@ -376,6 +388,18 @@ func perlImage(t *testing.T, b *critestBuilder) *framework.Image {
 	}
 	img := busybox(t, b)
 	img.AddLayer(entries...)
+	return img
+}
+
+// glibcDNSTestingImage is test/images/glibc-dns-testing as the
+// hostnameOverride specs use it (hostname and hostname -f, resolved by
+// glibc): busybox with Debian's hostname program and, as Debian's base
+// image has it, an nsswitch.conf that reads /etc/hosts before asking DNS,
+// so a name the kubelet wrote there is never sent to a resolver.
+func glibcDNSTestingImage(t *testing.T, b *critestBuilder) *framework.Image {
+	img := busybox(t, b)
+	img.AddLayer(b.commandsLayer(t, []string{"hostname"}, "bin/hostname")...)
+	img.AddLayer(framework.File("etc/nsswitch.conf", "hosts: files dns\n", 0o644))
 	return img
 }
 
