@@ -46,26 +46,24 @@ var stepLine = regexp.MustCompile(`step done" (?:call="[^"]*" )?(?:pod|container
 // stop, and the ratios of the medians of the calls to their floors'.
 // containerd logs no such times.
 func (w *workload) floor(d *daemon, pods []cyclePod) {
-	figs := []string{figFloor, figStopFloor}
+	msFigs := []string{figFloor, figStopFloor}
 	for _, p := range startFloorParts {
-		figs = append(figs, p.figure)
+		msFigs = append(msFigs, p.figure)
 	}
-	for _, f := range figs {
-		w.res.declare(f, unitMs)
-	}
-	w.res.declare(figWholeOverFloor, unitTimes)
-	w.res.declare(figStopPodOverFloor, unitTimes)
-	all := append(figs, figWholeOverFloor, figStopPodOverFloor)
-	unit := func(f string) string {
-		if f == figWholeOverFloor || f == figStopPodOverFloor {
-			return unitTimes
+	ratioFigs := []string{figWholeOverFloor, figStopPodOverFloor}
+	each := func(fn func(name, unit string)) {
+		for _, f := range msFigs {
+			fn(f, unitMs)
 		}
-		return unitMs
+		for _, f := range ratioFigs {
+			fn(f, unitTimes)
+		}
 	}
+	each(func(name, unit string) { w.res.declare(name, unit) })
 	if d.name != rtCriserver {
-		for _, f := range all {
-			w.res.na(f, unit(f), d.name, "the daemon does not log the time of the programs it runs")
-		}
+		each(func(name, unit string) {
+			w.res.na(name, unit, d.name, "the daemon does not log the time of the programs it runs")
+		})
 		return
 	}
 	took, err := readSteps(filepath.Join(d.dir, "criserver.log"))
@@ -73,9 +71,7 @@ func (w *workload) floor(d *daemon, pods []cyclePod) {
 		err = fmt.Errorf("no step times in the daemon's log; it must run at -v=4")
 	}
 	if err != nil {
-		for _, f := range all {
-			w.res.fail(f, unit(f), d.name, err)
-		}
+		each(func(name, unit string) { w.res.fail(name, unit, d.name, err) })
 		return
 	}
 	for _, p := range pods {
