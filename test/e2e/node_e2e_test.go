@@ -62,9 +62,16 @@ func TestNodeE2E(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(critestRegistriesConf(reg.Addr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf))
+	d := framework.StartDaemon(t, framework.WithArgs("--registries-config", conf), framework.WithConfig(nodeE2EHandlers))
 	runNodeE2E(t, bins, "unix://"+d.Socket, "criserver")
 }
+
+// nodeE2EHandlers adds the RuntimeClass handler that Kubernetes' e2e
+// specs of RuntimeClass and PodOverhead expect a node to have
+// (PreconfiguredRuntimeClassHandler), runc as in upstream CI.
+const nodeE2EHandlers = `[runtime.handlers.test-handler]
+runtime_path = "runc"
+`
 
 // TestNodeE2EContainerd runs the same specs against Debian's containerd,
 // for the README's side-by-side table (make test-node-e2e RUNTIME=containerd).

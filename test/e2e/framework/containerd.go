@@ -135,6 +135,16 @@ oom_score = 0
           Root = %[8]q
           SystemdCgroup = false
 
+      # The handler Kubernetes' e2e specs of RuntimeClass (and PodOverhead)
+      # expect a node to have, as upstream CI configures it: runc again.
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
+        runtime_type = "io.containerd.runc.v2"
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler.options]
+          BinaryName = %[7]q
+          Root = %[8]q
+          SystemdCgroup = false
+
     [plugins."io.containerd.grpc.v1.cri".registry]
       config_path = %[9]q
 `
