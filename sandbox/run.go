@@ -133,7 +133,13 @@ func (m *Manager) setupCgroup(_ context.Context, sb *Sandbox) error {
 	}
 	fsPath := cgroups.RelPath(cg)
 	created := !cgroups.Exists(fsPath)
-	if err := createCgroup(fsPath, sb.Config.GetLinux().GetResources()); err != nil {
+	// A pod cgroup the kubelet made is the kubelet's: it has set the pod's
+	// limits, overhead included. Only one made here gets them from us.
+	var limits *runtime.LinuxPodSandboxConfig
+	if created {
+		limits = sb.Config.GetLinux()
+	}
+	if err := createCgroup(fsPath, limits); err != nil {
 		if created {
 			err = errors.Join(err, cgroups.Delete(fsPath))
 		}

@@ -9,9 +9,9 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// UpdateResources applies new pod-level resources (the sum of the
-// containers' and the overhead) to the pod cgroup, as an in-place pod
-// resize asks, and records them.
+// UpdateResources records new pod-level resources and overhead, as an
+// in-place pod resize sends them, and applies them to a pod cgroup this
+// daemon made; the kubelet has already resized a pod cgroup of its own.
 func (m *Manager) UpdateResources(_ context.Context, id string, overhead, res *runtime.LinuxContainerResources) error {
 	l := m.podLock(id)
 	l.Lock()
@@ -19,11 +19,6 @@ func (m *Manager) UpdateResources(_ context.Context, id string, overhead, res *r
 	sb, err := m.Get(id)
 	if err != nil {
 		return err
-	}
-	if res != nil {
-		if err := createCgroup(cgroups.RelPath(sb.CgroupParent), res); err != nil {
-			return fmt.Errorf("update pod %s resources: %w", id, err)
-		}
 	}
 	cfg := proto.Clone(sb.Config).(*runtime.PodSandboxConfig)
 	if cfg.Linux == nil {
@@ -34,6 +29,11 @@ func (m *Manager) UpdateResources(_ context.Context, id string, overhead, res *r
 	}
 	if overhead != nil {
 		cfg.Linux.Overhead = overhead
+	}
+	if res != nil && sb.CgroupCreated {
+		if err := createCgroup(cgroups.RelPath(sb.CgroupParent), cfg.Linux); err != nil {
+			return fmt.Errorf("update pod %s resources: %w", id, err)
+		}
 	}
 	sb.Config = cfg
 	if err := m.writeRecord(sb, false); err != nil {
