@@ -83,11 +83,8 @@ func (s *Service) removeOrphanBundles(ctx context.Context) {
 			continue
 		}
 		klog.InfoS("Removing a container without a record", "containerID", id)
-		// The handler that ran it is unknown: each deletes what it has.
-		for _, h := range s.opts.Runtime.Config().HandlerNames() {
-			if err := s.opts.Runtime.Delete(ctx, h, id); err != nil {
-				klog.ErrorS(err, "Remove orphan container", "containerID", id, "handler", h)
-			}
+		if err := s.opts.Runtime.DeleteUnknown(ctx, id); err != nil {
+			klog.ErrorS(err, "Remove orphan container", "containerID", id)
 		}
 		if err := s.opts.Images.RemoveRootfs(ctx, id); err != nil {
 			klog.ErrorS(err, "Remove orphan container rootfs", "containerID", id)

@@ -232,9 +232,27 @@ func (r *Runtime) exited(id string) bool {
 // without one there is no runtime state to delete: a second Delete (the
 // exit's, then RemoveContainer's) runs no program.
 func (r *Runtime) Delete(ctx context.Context, handler, id string) error {
+	return r.delete(ctx, []string{handler}, id)
+}
+
+// DeleteUnknown is Delete for a container no record names, whose handler
+// is unknown: every configured handler's runtime deletes what it has of
+// it before the bundle goes.
+func (r *Runtime) DeleteUnknown(ctx context.Context, id string) error {
+	return r.delete(ctx, r.cfg.HandlerNames(), id)
+}
+
+func (r *Runtime) delete(ctx context.Context, handlers []string, id string) error {
 	if _, err := os.Stat(r.BundleDir(id)); !os.IsNotExist(err) {
-		if err := r.run(ctx, handler, nil, "delete", "--force", id); err != nil && !isNotExist(err) {
-			return fmt.Errorf("delete container %s: %w", id, err)
+		var errs []error
+		for _, h := range handlers {
+			if err := r.run(ctx, h, nil, "delete", "--force", id); err != nil && !isNotExist(err) {
+				errs = append(errs, fmt.Errorf("delete container %s (handler %q): %w", id, h, err))
+			}
+		}
+		if len(errs) > 0 {
+			// The bundle stays: it is what a later Delete works from.
+			return errors.Join(errs...)
 		}
 		r.killConmon(id)
 	}
