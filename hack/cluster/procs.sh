@@ -71,14 +71,17 @@ wait_for() {
 # node's network namespace, those whose command line names $CLUSTER_DIR
 # (conmon, for one) and those in a cgroup under $cgroup_root (containers).
 cluster_pids() {
-	local i p
+	local i p cmdline
 	for ((i = 0; i < NODES; i++)); do
 		[[ -e /run/netns/${node_names[$i]} ]] && ip netns pids "${node_names[$i]}" 2>/dev/null
 	done
 	for p in /proc/[0-9]*; do
 		p=${p#/proc/}
 		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
-		if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF -- "$CLUSTER_DIR/" ||
+		# Read into a variable, not piped to grep -q: with pipefail a
+		# long command line would make tr fail on the closed pipe.
+		cmdline=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || true
+		if [[ $cmdline == *"$CLUSTER_DIR/"* ]] ||
 			grep -qE ":$cgroup_root(/|$)" "/proc/$p/cgroup" 2>/dev/null; then
 			echo "$p"
 		fi
@@ -225,7 +228,7 @@ check_clean() {
 	local l
 	while read -r l; do
 		leftover+=("link $l")
-	done < <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^($host_bridge|$veth_prefix[0-9]+)$" || true)
+	done < <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E "^(${host_bridge}|${veth_prefix}[0-9]+)$" || true)
 	local r
 	while read -r r; do
 		leftover+=("route $r")
