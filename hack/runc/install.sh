@@ -17,7 +17,7 @@ DEST=${RUNC_DEST:-/usr/local/sbin/runc}
 
 # runc_version prints "major minor" of the runc binary $1, or nothing.
 runc_version() {
-	"$1" --version 2>/dev/null | sed -n 's/^runc version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -1
+	"$1" --version 2>/dev/null | sed -n 's/^runc version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p'
 }
 
 current=$(command -v runc || true)
@@ -40,4 +40,4 @@ if [[ ! -x $CACHE/runc ]]; then
 	mv "$CACHE/runc.tmp" "$CACHE/runc"
 fi
 install -D -m 0755 "$CACHE/runc" "$DEST"
-echo "install-runc: installed $("$DEST" --version | head -1) as $DEST"
+echo "install-runc: installed $("$DEST" --version | sed -n 1p) as $DEST"
