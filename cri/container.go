@@ -73,6 +73,11 @@ type containerRecord struct {
 	mu      sync.Mutex
 	removed bool // guarded by mu
 	status  atomic.Pointer[containerStatus]
+	// released is set once the OCI runtime has deleted the exited
+	// container (deleteFromRuntime); a stop records the exit both from
+	// its own call and through the exit watcher, and only the first
+	// release has work to do.
+	released atomic.Bool
 	// wire is the ListContainers encoding of the container in one state
 	// (wire.go); nil until first listed.
 	wire atomic.Pointer[wireEntry]

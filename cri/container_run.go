@@ -143,7 +143,7 @@ func (s *Service) removeContainer(ctx context.Context, c *containerRecord) error
 	c.op.Lock()
 	defer c.op.Unlock()
 	clock := newStepClock("RemoveContainer", c.ID)
-	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
+	if err := s.deleteFromRuntime(ctx, c); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
 	clock.done("runtime")

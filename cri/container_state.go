@@ -66,6 +66,9 @@ func (s *Service) refreshContainer(c *containerRecord) bool {
 // crash half way, leaves the rest to RemoveContainer: Runtime.Delete does
 // what is missing.
 func (s *Service) releaseRuntime(c *containerRecord) {
+	if c.released.Load() {
+		return
+	}
 	c.op.Lock()
 	defer c.op.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -75,14 +78,27 @@ func (s *Service) releaseRuntime(c *containerRecord) {
 
 // releaseRuntimeLocked is releaseRuntime for a caller holding c.op.
 func (s *Service) releaseRuntimeLocked(ctx context.Context, c *containerRecord) {
-	if c.isRemoved() || c.State() != runtime.ContainerState_CONTAINER_EXITED {
+	if c.released.Load() || c.isRemoved() || c.State() != runtime.ContainerState_CONTAINER_EXITED {
 		return
 	}
-	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
+	if err := s.deleteFromRuntime(ctx, c); err != nil {
 		klog.ErrorS(err, "Delete exited container from its runtime; RemoveContainer will retry", "containerID", c.ID)
 		return
 	}
 	fault.Crash("container.exit.after-runtime-delete")
+}
+
+// deleteFromRuntime deletes c from its OCI runtime unless that is done
+// already, and marks it released. The caller holds c.op.
+func (s *Service) deleteFromRuntime(ctx context.Context, c *containerRecord) error {
+	if c.released.Load() {
+		return nil
+	}
+	if err := s.opts.Runtime.Delete(ctx, c.Handler, c.ID); err != nil {
+		return err
+	}
+	c.released.Store(true)
+	return nil
 }
 
 // exited records the exit conmon reported.
