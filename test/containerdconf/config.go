@@ -51,7 +51,7 @@ type Config struct {
 
 // Runtime is a runtime handler of containerd's CRI plugin.
 type Runtime struct {
-	Name   string // handler name as RuntimeClass and the CRI name it
+	Name   string // the handler name a RuntimeClass or a CRI request gives
 	Binary string // the runc binary
 	Root   string // runc's state directory (--root)
 }
@@ -73,14 +73,15 @@ func Under(dir, runc string) Config {
 	}
 }
 
-// configTemplate is fixed where every user agrees: no TTRPC, debug or
-// metrics listener (nothing outside the configured socket), the host's
-// quirks (negative oom_score_adj is refused, hence restrict_oom_score_adj;
-// systemd is not PID 1, hence cgroupfs), network namespaces under the state
-// directory so that they go with it, the streaming server on loopback at a
-// free port, one CNI network, overlayfs. enable_selinux and
-// max_concurrent_downloads are containerd 1.6's defaults, written out
-// because criserver's comparison depends on them.
+// configTemplate is fixed where every user agrees: no debug or metrics
+// listener and TTRPC beside the CRI socket (an empty address is the
+// socket's path + ".ttrpc"), the host's quirks (negative oom_score_adj is
+// refused, hence restrict_oom_score_adj; systemd is not PID 1, hence
+// cgroupfs), network namespaces under the state directory so that they go
+// with it, the streaming server on loopback at a free port, one CNI
+// network, overlayfs. enable_selinux and max_concurrent_downloads are
+// containerd 1.6's defaults, written out so that the file says what the
+// comparisons run with.
 var configTemplate = template.Must(template.New("config.toml").Funcs(template.FuncMap{"q": strconv.Quote}).Parse(
 	`version = 2
 root = {{q .Root}}
