@@ -7,99 +7,44 @@ import (
 	"os/exec"
 	"path/filepath"
 	"time"
+
+	"github.com/criserver/criserver/test/containerdconf"
 )
 
 var containerdNetwork = network{name: "criserver-bench-containerd", bridge: "cbench-ctd0", subnet: "10.203.0.0/16"}
 
-// containerdConfig is a config (version 2, containerd 1.6 as Debian 12
-// ships it) for the CRI plugin with everything under dir: the same runc,
-// the same CNI plugins, the local registry over plain HTTP, and
-// restrict_oom_score_adj because this host refuses negative values.
-func containerdConfig(dir, pauseRef, runcPath string) string {
-	return fmt.Sprintf(`version = 2
-root = %[1]q
-state = %[2]q
-oom_score = 0
-
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = ""
-
-[debug]
-  address = ""
-  level = "warn"
-
-[metrics]
-  address = ""
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[4]q
-
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = %[5]q
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    enable_selinux = false
-    max_concurrent_downloads = 3
-
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
-      conf_dir = %[6]q
-      max_conf_num = 1
-
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-      default_runtime_name = "runc"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          BinaryName = %[7]q
-          Root = %[8]q
-          SystemdCgroup = false
-
-    [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = %[9]q
-`,
-		filepath.Join(dir, "root"), filepath.Join(dir, "state"), filepath.Join(dir, "containerd.sock"),
-		filepath.Join(dir, "opt"), pauseRef, filepath.Join(dir, "cni"), runcPath,
-		filepath.Join(dir, "state", "runc"), filepath.Join(dir, "certs.d"))
-}
-
-// hostsToml points containerd at the local registry over plain HTTP.
-func hostsToml(addr string) string {
-	return fmt.Sprintf(`server = "http://%[1]s"
-
-[host."http://%[1]s"]
-  capabilities = ["pull", "resolve"]
-  skip_verify = true
-`, addr)
+// containerdConfig is containerd's config for the benchmark: everything
+// under dir, the same runc and CNI plugins as criserver, the local registry
+// over plain HTTP (certs.d), and warnings only in the log.
+func containerdConfig(dir, pauseRef, runcPath string) containerdconf.Config {
+	c := containerdconf.Under(dir, runcPath)
+	c.SandboxImage = pauseRef
+	c.LogLevel = "warn"
+	c.RegistryConfigPath = filepath.Join(dir, "certs.d")
+	return c
 }
 
 func startContainerd(ctx context.Context, dir string, reg *registry, pauseRef string, callTimeout time.Duration) (*daemon, error) {
-	d := &daemon{name: rtContainerd, socket: filepath.Join(dir, "containerd.sock"), dir: dir, bridge: containerdNetwork.bridge, network: containerdNetwork.name}
 	runc, err := exec.LookPath("runc")
 	if err != nil {
 		return nil, fmt.Errorf("containerd: %w", err)
 	}
-	hostsDir := filepath.Join(dir, "certs.d", reg.Addr)
-	if err := os.MkdirAll(hostsDir, 0o755); err != nil {
+	conf := containerdConfig(dir, pauseRef, runc)
+	cfg, err := conf.Render()
+	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(hostsDir, "hosts.toml"), []byte(hostsToml(reg.Addr)), 0o644); err != nil {
+	d := &daemon{name: rtContainerd, socket: conf.Address, dir: dir, bridge: containerdNetwork.bridge, network: containerdNetwork.name}
+	// The local registry itself, over plain HTTP.
+	local := "http://" + reg.Addr
+	if err := containerdconf.WriteHosts(conf.RegistryConfigPath, reg.Addr, containerdconf.Hosts{Server: local, Host: local}); err != nil {
 		return nil, err
 	}
-	if err := writeNetwork(filepath.Join(dir, "cni"), filepath.Join(dir, "cni-ipam"), containerdNetwork); err != nil {
+	if err := writeNetwork(conf.CNIConfDir, filepath.Join(dir, "cni-ipam"), containerdNetwork); err != nil {
 		return nil, fmt.Errorf("containerd CNI config: %w", err)
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(containerdConfig(dir, pauseRef, runc)), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		return nil, err
 	}
 	d.proc, err = startProcess(rtContainerd, filepath.Join(dir, "containerd.log"), "containerd", "--config", cfgPath)

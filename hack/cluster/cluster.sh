@@ -135,6 +135,10 @@ install_binaries() {
 	cp "$etcd/etcd" "$coredns/coredns" "$critools/crictl" "$bin/"
 	cp "$criserver" "$bin/criserver"
 	cp "$(dirname "$criserver")/criserver-infra" "$bin/criserver-infra"
+	if [[ $runtime == containerd ]]; then
+		# Writes containerd's config as the benchmark and the e2e suites do.
+		(cd "$repo" && CGO_ENABLED=0 go build -o "$bin/containerdconf" ./hack/containerdconf)
+	fi
 }
 
 # check_free refuses to start over anything a cluster left.

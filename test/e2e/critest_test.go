@@ -89,15 +89,10 @@ func TestCritest(t *testing.T) {
 	go func() { defer close(watched); watchIDs(ctx, e.d, ids) }()
 
 	endpoint := "unix://" + e.d.Socket
-	mainArgs := []string{"-nri-socket=" + nriSock}
-	// CRITEST_FOCUS runs only the specs it matches (a regular expression),
-	// e.g. "metrics operations", and not the runc run.
-	focus := os.Getenv("CRITEST_FOCUS")
-	if focus != "" {
-		mainArgs = append(mainArgs, "--ginkgo.focus="+focus)
-	}
+	mainArgs := append([]string{"-nri-socket=" + nriSock}, critestFocusArgs()...)
 	runCritestSuite(t, bin, endpoint, results, "critest", append(critestSkips, critestOnRuncSkip), mainArgs...)
-	if focus == "" {
+	// A focused run leaves out the runc run too.
+	if os.Getenv("CRITEST_FOCUS") == "" {
 		runCritestOnRunc(t, bin, endpoint, results)
 	}
 	if os.Getenv("CRITEST_BENCHMARK") == "1" {
@@ -132,7 +127,17 @@ func TestCritestContainerd(t *testing.T) {
 	reg := framework.StartRegistry(t)
 	pushCritestImages(t, reg, critestCache())
 	c := framework.StartContainerd(t, containerdMirrors(reg.Addr), critestPause)
-	runCritestSuite(t, bin, "unix://"+c.Socket, results, "critest", critestSkips)
+	runCritestSuite(t, bin, "unix://"+c.Socket, results, "critest", critestSkips, critestFocusArgs()...)
+}
+
+// critestFocusArgs are critest's arguments for CRITEST_FOCUS, a regular
+// expression of the specs to run (e.g. "metrics operations"), for criserver
+// and containerd alike.
+func critestFocusArgs() []string {
+	if focus := os.Getenv("CRITEST_FOCUS"); focus != "" {
+		return []string{"--ginkgo.focus=" + focus}
+	}
+	return nil
 }
 
 // critestPause is containerd's sandbox image in critest's runs, one of

@@ -17,6 +17,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/criserver/criserver/cni"
+	"github.com/criserver/criserver/test/containerdconf"
 )
 
 // Containerd is a containerd process (Debian's 1.6, installed by
@@ -63,9 +64,10 @@ func StartContainerd(t testing.TB, mirrors map[string]string, pause string) *Con
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Containerd{Dir: dir, Socket: filepath.Join(dir, "containerd.sock")}
+	conf := containerdConfig(dir, pause, runc)
+	c := &Containerd{Dir: dir, Socket: conf.Address}
 	t.Cleanup(func() { c.cleanup(t) })
-	if err := c.writeConfig(mirrors, pause, runc); err != nil {
+	if err := c.writeConfig(conf, mirrors); err != nil {
 		t.Fatalf("containerd config: %v", err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
@@ -86,93 +88,35 @@ func StartContainerd(t testing.TB, mirrors map[string]string, pause string) *Con
 	return c
 }
 
-// containerdConfig is a version 2 config (containerd 1.6) with everything
-// under dir, runc's state too (its default is /run/containerd/runc). The host refuses negative oom_score_adj, hence
-// restrict_oom_score_adj; systemd is not PID 1, hence cgroupfs.
-const containerdConfig = `version = 2
-root = %[1]q
-state = %[2]q
-oom_score = 0
+// containerdConfig is containerd's config for the e2e suites: everything
+// under dir, a hosts.toml per mirrored registry under dir/certs.d, and a
+// second runtime handler, test-handler: the one Kubernetes' e2e specs of
+// RuntimeClass (and PodOverhead) expect a node to have, as upstream CI
+// configures it (runc again).
+func containerdConfig(dir, pause, runc string) containerdconf.Config {
+	c := containerdconf.Under(dir, runc)
+	c.SandboxImage = pause
+	c.RegistryConfigPath = filepath.Join(dir, "certs.d")
+	handler := c.Runtimes[0]
+	handler.Name = "test-handler"
+	c.Runtimes = append(c.Runtimes, handler)
+	return c
+}
 
-[grpc]
-  address = %[3]q
-
-[ttrpc]
-  address = ""
-
-[debug]
-  address = ""
-
-[metrics]
-  address = ""
-
-[plugins]
-  [plugins."io.containerd.internal.v1.opt"]
-    path = %[4]q
-
-  [plugins."io.containerd.grpc.v1.cri"]
-    sandbox_image = %[5]q
-    restrict_oom_score_adj = true
-    netns_mounts_under_state_dir = true
-    stream_server_address = "127.0.0.1"
-    stream_server_port = "0"
-    enable_selinux = false
-
-    [plugins."io.containerd.grpc.v1.cri".cni]
-      bin_dir = "/usr/lib/cni"
-      conf_dir = %[6]q
-      max_conf_num = 1
-
-    [plugins."io.containerd.grpc.v1.cri".containerd]
-      snapshotter = "overlayfs"
-      default_runtime_name = "runc"
-
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-        runtime_type = "io.containerd.runc.v2"
-
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-          BinaryName = %[7]q
-          Root = %[8]q
-          SystemdCgroup = false
-
-      # The handler Kubernetes' e2e specs of RuntimeClass (and PodOverhead)
-      # expect a node to have, as upstream CI configures it: runc again.
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler]
-        runtime_type = "io.containerd.runc.v2"
-
-        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.test-handler.options]
-          BinaryName = %[7]q
-          Root = %[8]q
-          SystemdCgroup = false
-
-    [plugins."io.containerd.grpc.v1.cri".registry]
-      config_path = %[9]q
-`
-
-// hostsToml sends pulls of an upstream registry to its mirror on the local
-// registry. The mirror URL is the API root of the copies
-// (http://addr/v2/registry.k8s.io), hence override_path: containerd
-// appends the repository to it as it is, without adding /v2.
-const hostsToml = `server = "https://%[1]s"
-
-[host."%[2]s"]
-  capabilities = ["pull", "resolve"]
-  override_path = true
-`
-
-func (c *Containerd) writeConfig(mirrors map[string]string, pause, runc string) error {
-	conf := fmt.Sprintf(containerdConfig,
-		filepath.Join(c.Dir, "root"), filepath.Join(c.Dir, "state"), c.Socket, filepath.Join(c.Dir, "opt"),
-		pause, filepath.Join(c.Dir, "cni"), runc, filepath.Join(c.Dir, "state", "runc"), filepath.Join(c.Dir, "certs.d"))
-	if err := os.WriteFile(filepath.Join(c.Dir, "config.toml"), []byte(conf), 0o644); err != nil {
+// writeConfig writes config.toml, the mirrors' hosts.toml files and the CNI
+// network. A mirror URL is the API root of the copies
+// (http://addr/v2/registry.k8s.io), hence OverridePath.
+func (c *Containerd) writeConfig(conf containerdconf.Config, mirrors map[string]string) error {
+	data, err := conf.Render()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, "config.toml"), data, 0o644); err != nil {
 		return err
 	}
 	for upstream, mirror := range mirrors {
-		hosts := filepath.Join(c.Dir, "certs.d", upstream)
-		if err := os.MkdirAll(hosts, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), fmt.Appendf(nil, hostsToml, upstream, mirror), 0o644); err != nil {
+		h := containerdconf.Hosts{Server: "https://" + upstream, Host: mirror, OverridePath: true}
+		if err := containerdconf.WriteHosts(conf.RegistryConfigPath, upstream, h); err != nil {
 			return err
 		}
 	}
@@ -180,10 +124,10 @@ func (c *Containerd) writeConfig(mirrors map[string]string, pause, runc string) 
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(c.Dir, "cni"), 0o755); err != nil {
+	if err := os.MkdirAll(conf.CNIConfDir, 0o755); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(c.Dir, "cni", "10-containerd.conflist"), network, 0o644)
+	return os.WriteFile(filepath.Join(conf.CNIConfDir, "10-containerd.conflist"), network, 0o644)
 }
 
 func (c *Containerd) connect() error {
