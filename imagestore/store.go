@@ -104,6 +104,12 @@ func New(ctx context.Context, cfg Config, root string) (*Store, error) {
 	if err := os.Chmod(s.layerDir, 0o711); err != nil {
 		return nil, fmt.Errorf("chmod %s: %w", s.layerDir, err)
 	}
+	// Only placement depends on it: a store on another file system works the same.
+	if err := markTopDir(s.layerDir); errors.Is(err, errNoTopDir) {
+		klog.V(2).InfoS("Layer directories are not spread over block groups", "reason", err.Error())
+	} else if err != nil {
+		klog.ErrorS(err, "Failed to spread layer directories over block groups; pulls after removals may be slower")
+	}
 	if err := s.loadLayers(); err != nil {
 		return nil, err
 	}
