@@ -112,14 +112,22 @@ func (s *Service) loadContainer(ctx context.Context, id string) error {
 	_ = atomicfile.RemoveTemps(dir)
 	var f recordFile
 	if err := atomicfile.ReadJSON(filepath.Join(dir, "container.json"), &f); err != nil {
-		return err
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		// CreateContainer writes the record last: the daemon died while
+		// making the container, after its image volume directories. The
+		// rest (rootfs, bundle) goes with the orphans.
+		klog.InfoS("Removing a container directory without a record", "containerID", id)
+		return os.RemoveAll(dir)
 	}
 	c, err := recordFromFile(&f)
 	if err != nil {
 		return err
 	}
-	if c.Status().Incomplete {
-		// The daemon died while making the container: it never came to be.
+	if f.Incomplete {
+		// An earlier version's record of a container whose creation a
+		// crash interrupted: it never came to be.
 		klog.InfoS("Removing a container whose creation was interrupted", "containerID", id)
 		s.rollbackCreate(c)
 		return nil
