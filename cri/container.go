@@ -41,7 +41,7 @@ type containerStatus struct {
 // containerRecord is one container: what was asked (set at creation,
 // before the container is indexed, and not changed after) and its status.
 // It is kept in memory for List/Status and on disk under
-// <root>/containers/<id>/container.json.
+// <root>/containers/<id>.json.
 //
 // Locks, in the order they are taken: op, then mu, then the store's index
 // lock, then the event bus's.

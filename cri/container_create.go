@@ -105,7 +105,7 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 	clock := newStepClock("CreateContainer", id)
 	// The record is written once, last: what a crash leaves before it (the
 	// writable layer, the bundle with conmon and the runtime's container,
-	// a record directory with image volumes) is named by the ID and no
+	// a files directory with image volumes) is named by the ID and no
 	// record names it, so start-up removes it (LoadContainers). A record
 	// marked incomplete first would cost a second write of every container.
 	vols := imageVolumeMounts(cfg)
@@ -126,7 +126,7 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
-		VolumeDir:         filepath.Join(s.containers.recordDir(id), "volumes"),
+		VolumeDir:         filepath.Join(s.containers.filesDir(id), "volumes"),
 		RecursiveReadOnly: feats.RecursiveReadOnly,
 		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -38,16 +37,13 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	entries, err := os.ReadDir(dir)
+	ids, err := s.containers.recordIDs()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return err
 	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		if err := s.loadContainer(ctx, e.Name()); err != nil {
-			klog.ErrorS(err, "Skipping container record", "containerID", e.Name())
+	for _, id := range ids {
+		if err := s.loadContainer(ctx, id); err != nil {
+			klog.ErrorS(err, "Skipping container record", "containerID", id)
 		}
 	}
 	s.removeOrphanBundles(ctx)
@@ -108,18 +104,9 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 }
 
 func (s *Service) loadContainer(ctx context.Context, id string) error {
-	dir := s.containers.recordDir(id)
-	_ = atomicfile.RemoveTemps(dir)
 	var f recordFile
-	if err := atomicfile.ReadJSON(filepath.Join(dir, "container.json"), &f); err != nil {
-		if !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-		// CreateContainer writes the record last: the daemon died while
-		// making the container, after its image volume directories. The
-		// rest (rootfs, bundle) goes with the orphans.
-		klog.InfoS("Removing a container directory without a record", "containerID", id)
-		return os.RemoveAll(dir)
+	if err := atomicfile.ReadJSON(s.containers.recordPath(id), &f); err != nil {
+		return err
 	}
 	c, err := recordFromFile(&f)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -35,8 +36,17 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 	}
 	var out []StoredContainer
 	for _, e := range entries {
+		// A daemon not started since records became flat has them in
+		// <id>/container.json.
+		path := legacyRecordPath(dir, e.Name())
+		if !e.IsDir() {
+			if !strings.HasSuffix(e.Name(), recordExt) || strings.HasPrefix(e.Name(), ".") {
+				continue // a temp file
+			}
+			path = filepath.Join(dir, e.Name())
+		}
 		var f recordFile
-		if err := atomicfile.ReadJSON(filepath.Join(dir, e.Name(), "container.json"), &f); err != nil {
+		if err := atomicfile.ReadJSON(path, &f); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
