@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -26,8 +27,7 @@ type StoredContainer struct {
 // run beside the daemon: it changes nothing, and skips a container
 // removed while it reads.
 func ReadContainers(root string) ([]StoredContainer, error) {
-	dir := filepath.Join(root, "containers")
-	entries, err := os.ReadDir(dir)
+	paths, err := atomicfile.ListRecords(filepath.Join(root, "containers"), legacyRecordName)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // no container was ever made
 	}
@@ -35,16 +35,7 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 		return nil, fmt.Errorf("read container records: %w", err)
 	}
 	var out []StoredContainer
-	for _, e := range entries {
-		// A daemon not started since records became flat has them in
-		// <id>/container.json.
-		path := legacyRecordPath(dir, e.Name())
-		if !e.IsDir() {
-			if !strings.HasSuffix(e.Name(), recordExt) || strings.HasPrefix(e.Name(), ".") {
-				continue // a temp file
-			}
-			path = filepath.Join(dir, e.Name())
-		}
+	for _, path := range paths {
 		var f recordFile
 		if err := atomicfile.ReadJSON(path, &f); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
@@ -62,5 +53,6 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 			Image: c.Image.Ref, State: c.State(),
 		})
 	}
+	slices.SortFunc(out, func(a, b StoredContainer) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }

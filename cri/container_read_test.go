@@ -23,9 +23,9 @@ func storedRecord(t *testing.T, dir, id string, state runtime.ContainerState, le
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, id+recordExt)
+	path := atomicfile.RecordPath(dir, id)
 	if legacy {
-		path = legacyRecordPath(dir, id)
+		path = filepath.Join(dir, id, legacyRecordName)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -51,22 +49,18 @@ func newContainerStore(dir string, events *eventBus, pods podIndex) *containerSt
 	}
 }
 
-// recordExt ends the name of a container's record, <dir>/<id>.json.
-const recordExt = ".json"
-
 // recordPath is the record of container id: one file, with no directory
-// of its own, since a directory per container costs an inode more to make
-// and to remove.
-func (st *containerStore) recordPath(id string) string { return filepath.Join(st.dir, id+recordExt) }
+// of its own (atomicfile.RecordExt).
+func (st *containerStore) recordPath(id string) string { return atomicfile.RecordPath(st.dir, id) }
 
 // filesDir holds what container id has beside its record: its image
 // volumes with image_volumes = "bind". It exists only when something goes
-// in it. Records written before records were flat are in it too
-// (legacyRecordPath) until start-up moves them.
+// in it.
 func (st *containerStore) filesDir(id string) string { return filepath.Join(st.dir, id) }
 
-// legacyRecordPath is where records were written before they were flat.
-func legacyRecordPath(dir, id string) string { return filepath.Join(dir, id, "container.json") }
+// legacyRecordName is the record's name in the files directory, where
+// records were before they were flat; start-up moves them.
+const legacyRecordName = "container.json"
 
 // get finds a container by full ID or unique ID prefix.
 func (st *containerStore) get(id string) (*containerRecord, error) {
@@ -262,74 +256,20 @@ func (st *containerStore) podStatuses(podID string) []*runtime.ContainerStatus {
 }
 
 // recordIDs readies the record directory for loading and returns the IDs
-// that have a record. It deletes temp files a crash left, moves each
-// record of the older layout (<id>/container.json) to <id>.json, and
-// deletes the files directories no record names: CreateContainer writes
-// the record last, so a crash can leave image volume directories of a
-// container that never came to be.
+// that have a record (atomicfile.PrepareRecords). It deletes the files
+// directories no record names: CreateContainer writes the record last, so
+// a crash can leave image volume directories of a container that never
+// came to be.
 func (st *containerStore) recordIDs() ([]string, error) {
-	if err := atomicfile.RemoveTemps(st.dir); err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(st.dir)
+	ids, orphans, err := atomicfile.PrepareRecords(st.dir, legacyRecordName)
 	if err != nil {
-		return nil, fmt.Errorf("read container records: %w", err)
+		return nil, fmt.Errorf("container records: %w", err)
 	}
-	var ids, dirs []string
-	for _, e := range entries {
-		name := e.Name()
-		switch id, ok := strings.CutSuffix(name, recordExt); {
-		case e.IsDir():
-			dirs = append(dirs, name)
-		case ok && !strings.HasPrefix(name, "."):
-			ids = append(ids, id)
-		}
-	}
-	moved := false
-	for _, id := range dirs {
-		has := slices.Contains(ids, id)
-		if !has {
-			var err error
-			if has, err = st.moveLegacyRecord(id); err != nil {
-				return nil, err
-			}
-			if has {
-				ids, moved = append(ids, id), true
-			}
-		}
-		if !has {
-			klog.InfoS("Removing the files of a container without a record", "containerID", id)
-			if err := os.RemoveAll(st.filesDir(id)); err != nil {
-				return nil, fmt.Errorf("remove files of container %s: %w", id, err)
-			}
-		}
-	}
-	if moved {
-		if err := atomicfile.SyncDir(st.dir); err != nil {
-			return nil, err
+	for _, id := range orphans {
+		klog.InfoS("Removing the files of a container without a record", "containerID", id)
+		if err := os.RemoveAll(st.filesDir(id)); err != nil {
+			return nil, fmt.Errorf("remove files of container %s: %w", id, err)
 		}
 	}
 	return ids, nil
-}
-
-// moveLegacyRecord moves the record of the older layout, if id has one,
-// to recordPath; the directory goes too unless image volumes are in it.
-// The rename is atomic: a crash leaves the record in one place or the
-// other.
-func (st *containerStore) moveLegacyRecord(id string) (bool, error) {
-	old := legacyRecordPath(st.dir, id)
-	if err := atomicfile.RemoveTemps(filepath.Dir(old)); err != nil {
-		return false, err
-	}
-	if err := os.Rename(old, st.recordPath(id)); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		return false, fmt.Errorf("move record of container %s: %w", id, err)
-	}
-	klog.InfoS("Moved a container record to the flat layout", "containerID", id)
-	if err := os.Remove(st.filesDir(id)); err != nil && !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) {
-		return true, fmt.Errorf("remove record directory of container %s: %w", id, err)
-	}
-	return true, nil
 }
