@@ -257,5 +257,5 @@ func report(w io.Writer, events []event, fold func(string) string, pods, ctrs in
 			made += totals[c]
 		}
 	}
-	fmt.Fprintf(w, "  names made (create+mkdir+symlink+link+mknod): %d, %.2f per pod of %d containers\n", made, float64(made)/float64(pods), ctrs/max(pods, 1))
+	fmt.Fprintf(w, "  names made (create+mkdir+symlink+link+mknod): %d, %.2f per pod\n", made, float64(made)/float64(pods))
 }
