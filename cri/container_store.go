@@ -268,7 +268,7 @@ func (st *containerStore) recordIDs() ([]string, error) {
 	for _, id := range orphans {
 		klog.InfoS("Removing the files of a container without a record", "containerID", id)
 		if err := os.RemoveAll(st.filesDir(id)); err != nil {
-			return nil, fmt.Errorf("remove files of container %s: %w", id, err)
+			klog.ErrorS(err, "Remove the files of a container without a record", "containerID", id)
 		}
 	}
 	return ids, nil
