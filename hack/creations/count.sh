@@ -82,6 +82,8 @@ run_pods() {
 	for i in $(seq "$n"); do
 		jq -n --arg n "count-$c-$i" '{metadata: {name: $n, namespace: "count", uid: $n}, log_directory: "'"$work"'/logs/\($n)",
 			linux: {security_context: {namespace_options: {network: 0}}}}' >"$work/pod.json"
+		# The kubelet makes the pod's log directory.
+		mkdir -p "$work/logs/count-$c-$i"
 		local pod
 		pod=$(crictl runp "$work/pod.json")
 		echo "$pod" >>"$work/pod-ids"
