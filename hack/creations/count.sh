@@ -27,9 +27,14 @@ export PATH=/usr/local/go/bin:$PATH
 
 work=$(mktemp -d /var/tmp/creations.XXXXXX)
 bridge=ccount0
+crictl() { "$CRICTL" --runtime-endpoint "unix://$work/criserver.sock" --image-endpoint "unix://$work/criserver.sock" "$@"; }
 daemon_pid=
 cleanup() {
-	[[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+	if [[ -n $daemon_pid ]]; then
+		# What a failed step left: pods, with their containers.
+		crictl rmp --all --force >/dev/null 2>&1 || true
+		kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+	fi
 	ip link del "$bridge" 2>/dev/null || true
 	if [[ ${KEEP:-0} != 1 ]]; then
 		rm -rf "$work"
@@ -56,7 +61,6 @@ EOF
 "$CRISERVER" --config "$work/config.toml" >"$work/criserver.log" 2>&1 &
 daemon_pid=$!
 for _ in $(seq 100); do [[ -S $work/criserver.sock ]] && break; sleep 0.1; done
-crictl() { "$CRICTL" --runtime-endpoint "unix://$work/criserver.sock" --image-endpoint "unix://$work/criserver.sock" "$@"; }
 
 # An OCI archive of the cached image, imported under one name.
 oci=$work/oci
