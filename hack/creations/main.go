@@ -31,7 +31,8 @@ var (
 	quotedRE   = regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`)
 	dirfdRE    = regexp.MustCompile(`^(-?\d+|AT_FDCWD)(?:<([^>]*)>)?$`)
 	hexIDRE    = regexp.MustCompile(`[0-9a-f]{64}`)
-	tempRE     = regexp.MustCompile(`(\.tmp-|tmp-|tmp-del-)[0-9A-Za-z]+`)
+	tempRE     = regexp.MustCompile(`(\.tmp-|\btmp-)[^/]*`)
+	hashRE     = regexp.MustCompile(`[0-9a-f]{32,}`)
 	shortRE    = regexp.MustCompile(`/l/[A-Z0-9]{26}`)
 	uuidRE     = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	numberedRE = regexp.MustCompile(`/\d{3,}(/|$)`)
@@ -65,24 +66,7 @@ func main() {
 			isPod[id] = true
 		}
 	}
-	fold := func(p string) string {
-		if *root != "" {
-			p = strings.ReplaceAll(p, *root, "<root>")
-		}
-		if *state != "" {
-			p = strings.ReplaceAll(p, *state, "<state>")
-		}
-		p = hexIDRE.ReplaceAllStringFunc(p, func(id string) string {
-			if isPod[id] {
-				return "<pod>"
-			}
-			return "<id>"
-		})
-		p = tempRE.ReplaceAllString(p, "${1}*")
-		p = shortRE.ReplaceAllString(p, "/l/<short>")
-		p = uuidRE.ReplaceAllString(p, "<uuid>")
-		return numberedRE.ReplaceAllString(p, "/<n>$1")
-	}
+	fold := folder{root: *root, state: *state, pods: isPod}.fold
 	events, err := parse(f)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -220,7 +204,12 @@ func report(w io.Writer, events []event, fold func(string) string, pods, ctrs in
 	type key struct{ call, path string }
 	counts := map[key]int{}
 	totals := map[string]int{}
+	virtual := 0
 	for _, ev := range events {
+		if isVirtual(ev.path) {
+			virtual++
+			continue
+		}
 		p := ev.path
 		if before, after, ok := strings.Cut(p, " -> "); ok {
 			p = fold(before) + " -> " + fold(after)
@@ -258,4 +247,40 @@ func report(w io.Writer, events []event, fold func(string) string, pods, ctrs in
 		}
 	}
 	fmt.Fprintf(w, "  names made (create+mkdir+symlink+link+mknod): %d, %.2f per pod\n", made, float64(made)/float64(pods))
+	fmt.Fprintf(w, "  left out: %d calls on /sys, /proc and /dev (cgroup and sysctl writes open with O_CREAT)\n", virtual)
+}
+
+// isVirtual tells whether p is on a file system with no inodes on disk.
+func isVirtual(p string) bool {
+	for _, prefix := range []string{"/sys/", "/proc/", "/dev/"} {
+		if strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// folder prints paths with the IDs, temp names and hashes that differ from
+// one object to the next folded, so that equal paths group.
+type folder struct {
+	root, state string
+	pods        map[string]bool
+}
+
+func (f folder) fold(p string) string {
+	for dir, name := range map[string]string{f.root: "<root>", f.state: "<state>"} {
+		if rest, ok := strings.CutPrefix(p, dir); dir != "" && ok && (rest == "" || rest[0] == '/') {
+			p = name + rest
+		}
+	}
+	// Pod IDs first: in "pod<id>" no boundary sets the ID apart.
+	for id := range f.pods {
+		p = strings.ReplaceAll(p, id, "<pod>")
+	}
+	p = hexIDRE.ReplaceAllString(p, "<id>")
+	p = hashRE.ReplaceAllString(p, "<hash>")
+	p = tempRE.ReplaceAllString(p, "${1}*")
+	p = shortRE.ReplaceAllString(p, "/l/<short>")
+	p = uuidRE.ReplaceAllString(p, "<uuid>")
+	return numberedRE.ReplaceAllString(p, "/<n>$1")
 }

@@ -37,3 +37,22 @@ func TestParse(t *testing.T) {
 		t.Errorf("parse =\n%v\nwant\n%v", events, want)
 	}
 }
+
+func TestFold(t *testing.T) {
+	pod := strings.Repeat("ab", 32)
+	ctr := strings.Repeat("cd", 32)
+	f := folder{root: "/r", state: "/s", pods: map[string]bool{pod: true}}
+	for _, tt := range []struct{ in, want string }{
+		{"/r/pods/." + pod + ".json.tmp-123", "<root>/pods/.<pod>.json.tmp-*"},
+		{"/sys/fs/cgroup/cpu/criserver/pod" + pod + "/cgroup.procs", "/sys/fs/cgroup/cpu/criserver/pod<pod>/cgroup.procs"},
+		{"/r/overlay2/tmp-rootfs-42/diff", "<root>/overlay2/tmp-*/diff"},
+		{"/r/overlay2/tmp-del-" + ctr + "-17", "<root>/overlay2/tmp-*"},
+		{"/s/containers/" + ctr + "/config.json", "<state>/containers/<id>/config.json"},
+		{"/s/sockets/" + strings.Repeat("e", 60), "<state>/sockets/<hash>"},
+		{"/s/pods/" + pod + "/hostname.tmp", "<state>/pods/<pod>/hostname.tmp"},
+	} {
+		if got := f.fold(tt.in); got != tt.want {
+			t.Errorf("fold(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
