@@ -49,30 +49,35 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: creations [flags] STRACE-LOG")
 		os.Exit(2)
 	}
-	f, err := os.Open(flag.Arg(0))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+	if err := run(os.Stdout, flag.Arg(0), *podIDs, folder{root: *root, state: *state}, *pods, *ctrs); err != nil {
+		fmt.Fprintln(os.Stderr, "creations:", err)
 		os.Exit(1)
 	}
-	defer f.Close()
-	isPod := map[string]bool{}
-	if *podIDs != "" {
-		b, err := os.ReadFile(*podIDs)
+}
+
+// run reports the strace log at path; podIDs names the file of pod IDs.
+func run(w io.Writer, path, podIDs string, fold folder, pods, ctrs int) error {
+	fold.pods = map[string]bool{}
+	if podIDs != "" {
+		b, err := os.ReadFile(podIDs)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			return err
 		}
 		for _, id := range strings.Fields(string(b)) {
-			isPod[id] = true
+			fold.pods[id] = true
 		}
 	}
-	fold := folder{root: *root, state: *state, pods: isPod}.fold
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	events, err := parse(f)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		return err
 	}
-	report(os.Stdout, events, fold, *pods, *ctrs)
+	report(w, events, fold.fold, pods, ctrs)
+	return nil
 }
 
 // parse reads the log and returns the daemon threads' events. A thread is
@@ -165,7 +170,7 @@ func pathArgs(args string) []string {
 		}
 		p := q[1]
 		if !strings.HasPrefix(p, "/") && i > 0 {
-			if d := dirfdRE.FindStringSubmatch(strings.TrimSpace(parts[i-1])); d != nil && d[2] != "" {
+			if d := dirfdRE.FindStringSubmatch(strings.TrimSpace(parts[i-1])); len(d) > 2 && d[2] != "" {
 				p = d[2] + "/" + p
 			}
 		}
