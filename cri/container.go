@@ -36,16 +36,12 @@ type containerStatus struct {
 	Reason     string
 	Message    string
 	Resources  *runtime.LinuxContainerResources
-	// Incomplete marks a container being made: its record is written so
-	// before anything is made for it, and the last write of the create
-	// clears it. Start-up rolls back a record that still has it.
-	Incomplete bool
 }
 
 // containerRecord is one container: what was asked (set at creation,
 // before the container is indexed, and not changed after) and its status.
 // It is kept in memory for List/Status and on disk under
-// <root>/containers/<id>/container.json.
+// <root>/containers/<id>.json.
 //
 // Locks, in the order they are taken: op, then mu, then the store's index
 // lock, then the event bus's.
@@ -136,7 +132,10 @@ type recordFile struct {
 	Reason      string           `json:"reason,omitempty"`
 	Message     string           `json:"message,omitempty"`
 	Resources   []byte           `json:"resources,omitempty"` // protobuf LinuxContainerResources
-	Incomplete  bool             `json:"incomplete,omitempty"`
+	// Incomplete marked a container being made in records written before
+	// CreateContainer wrote its record once, at the end; start-up rolls
+	// back such a record.
+	Incomplete bool `json:"incomplete,omitempty"`
 }
 
 // toFile is the record of c with status st.
@@ -149,7 +148,7 @@ func (c *containerRecord) toFile(st containerStatus) (*recordFile, error) {
 		ID: c.ID, PodID: c.PodID, Handler: c.Handler, Config: cfg, CreatedAt: c.CreatedAt, Image: c.Image,
 		LogPath: c.LogPath, CgroupsPath: c.CgroupsPath, User: c.User, StopSignal: int(c.StopSignal),
 		State: int32(st.State), Pid: st.Pid, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
-		ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message, Incomplete: st.Incomplete,
+		ExitCode: st.ExitCode, Reason: st.Reason, Message: st.Message,
 	}
 	if st.Resources != nil {
 		if f.Resources, err = proto.Marshal(st.Resources); err != nil {
@@ -175,7 +174,7 @@ func recordFromFile(f *recordFile) (*containerRecord, error) {
 	}
 	st := containerStatus{
 		State: runtime.ContainerState(f.State), Pid: f.Pid, StartedAt: f.StartedAt, FinishedAt: f.FinishedAt,
-		ExitCode: f.ExitCode, Reason: f.Reason, Message: f.Message, Incomplete: f.Incomplete,
+		ExitCode: f.ExitCode, Reason: f.Reason, Message: f.Message,
 	}
 	if len(f.Resources) > 0 {
 		st.Resources = &runtime.LinuxContainerResources{}

@@ -96,22 +96,18 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 		Image:   containerImage{Ref: cfg.GetImage().GetImage(), ID: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests},
 		LogPath: logPath, nameKey: nameKey(sb.ID, cfg.GetMetadata()),
 	}
-	c.setStatus(containerStatus{
-		State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources(), Incomplete: true,
-	})
+	c.setStatus(containerStatus{State: runtime.ContainerState_CONTAINER_CREATED, Resources: cfg.GetLinux().GetResources()})
 	defer func() {
 		if err != nil {
 			s.rollbackCreate(c)
 		}
 	}()
 	clock := newStepClock("CreateContainer", id)
-	// The record, marked incomplete, exists before anything is made for
-	// the container, so that start-up undoes what a crash left (as for
-	// pods); the last write clears the mark.
-	if err := s.containers.save(c); err != nil {
-		return nil, err
-	}
-	clock.done("record")
+	// The record is written once, last: what a crash leaves before it (the
+	// writable layer, the bundle with conmon and the runtime's container,
+	// a files directory with image volumes) is named by the ID and no
+	// record names it, so start-up removes it (LoadContainers). A record
+	// marked incomplete first would cost a second write of every container.
 	vols := imageVolumeMounts(cfg)
 	rootfs, err := s.opts.Images.CreateRootfs(ctx, id, img.ID, imagestore.RootfsOptions{VolumeImages: vols.images, UserNS: rootfsUserNS(sb)})
 	if err != nil {
@@ -130,7 +126,7 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 		ImageMountRoots:   vols.roots(rootfs.Volumes),
 		CgroupDriver:      s.opts.CgroupDriver,
 		ImageVolumes:      s.opts.Runtime.Config().ImageVolumes,
-		VolumeDir:         filepath.Join(s.containers.recordDir(id), "volumes"),
+		VolumeDir:         filepath.Join(s.containers.filesDir(id), "volumes"),
 		RecursiveReadOnly: feats.RecursiveReadOnly,
 		IDMappedMounts:    feats.IDMappedMounts,
 		Host:              s.host(),
@@ -167,13 +163,13 @@ func (s *Service) createContainer(ctx context.Context, id string, sb *sandbox.Sa
 	}
 	clock.done("conmon and runtime create")
 	fault.Crash("container.create.after-conmon")
-	err = s.containers.update(c, func(st *containerStatus) error {
-		st.Pid, st.Incomplete = pid, false
-		return nil
-	})
-	if err != nil {
+	st := c.Status()
+	st.Pid = pid
+	c.setStatus(st)
+	if err := s.containers.save(c); err != nil {
 		return nil, err
 	}
+	clock.done("record")
 	klog.V(2).InfoS("Created container", "containerID", id, "pod", sb.ID, "name", cfg.GetMetadata().GetName())
 	return c, nil
 }

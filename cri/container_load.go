@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -38,16 +37,13 @@ func (s *Service) LoadContainers(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	entries, err := os.ReadDir(dir)
+	ids, err := s.containers.recordIDs()
 	if err != nil {
-		return fmt.Errorf("read %s: %w", dir, err)
+		return err
 	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		if err := s.loadContainer(ctx, e.Name()); err != nil {
-			klog.ErrorS(err, "Skipping container record", "containerID", e.Name())
+	for _, id := range ids {
+		if err := s.loadContainer(ctx, id); err != nil {
+			klog.ErrorS(err, "Skipping container record", "containerID", id)
 		}
 	}
 	s.removeOrphanBundles(ctx)
@@ -108,18 +104,17 @@ func (s *Service) removeOrphanRootfs(ctx context.Context) {
 }
 
 func (s *Service) loadContainer(ctx context.Context, id string) error {
-	dir := s.containers.recordDir(id)
-	_ = atomicfile.RemoveTemps(dir)
 	var f recordFile
-	if err := atomicfile.ReadJSON(filepath.Join(dir, "container.json"), &f); err != nil {
+	if err := atomicfile.ReadJSON(s.containers.recordPath(id), &f); err != nil {
 		return err
 	}
 	c, err := recordFromFile(&f)
 	if err != nil {
 		return err
 	}
-	if c.Status().Incomplete {
-		// The daemon died while making the container: it never came to be.
+	if f.Incomplete {
+		// An earlier version's record of a container whose creation a
+		// crash interrupted: it never came to be.
 		klog.InfoS("Removing a container whose creation was interrupted", "containerID", id)
 		s.rollbackCreate(c)
 		return nil

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -25,8 +27,7 @@ type StoredContainer struct {
 // run beside the daemon: it changes nothing, and skips a container
 // removed while it reads.
 func ReadContainers(root string) ([]StoredContainer, error) {
-	dir := filepath.Join(root, "containers")
-	entries, err := os.ReadDir(dir)
+	paths, err := atomicfile.ListRecords(filepath.Join(root, "containers"), legacyRecordName)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // no container was ever made
 	}
@@ -34,9 +35,9 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 		return nil, fmt.Errorf("read container records: %w", err)
 	}
 	var out []StoredContainer
-	for _, e := range entries {
+	for _, path := range paths {
 		var f recordFile
-		if err := atomicfile.ReadJSON(filepath.Join(dir, e.Name(), "container.json"), &f); err != nil {
+		if err := atomicfile.ReadJSON(path, &f); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
@@ -52,5 +53,6 @@ func ReadContainers(root string) ([]StoredContainer, error) {
 			Image: c.Image.Ref, State: c.State(),
 		})
 	}
+	slices.SortFunc(out, func(a, b StoredContainer) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/criserver/criserver/atomicfile"
 	"github.com/criserver/criserver/reservation"
@@ -48,8 +49,18 @@ func newContainerStore(dir string, events *eventBus, pods podIndex) *containerSt
 	}
 }
 
-// recordDir holds the record of container id (and its image volumes).
-func (st *containerStore) recordDir(id string) string { return filepath.Join(st.dir, id) }
+// recordPath is the record of container id: one file, with no directory
+// of its own (atomicfile.RecordExt).
+func (st *containerStore) recordPath(id string) string { return atomicfile.RecordPath(st.dir, id) }
+
+// filesDir holds what container id has beside its record: its image
+// volumes with image_volumes = "bind". It exists only when something goes
+// in it.
+func (st *containerStore) filesDir(id string) string { return filepath.Join(st.dir, id) }
+
+// legacyRecordName is the record's name in the files directory, where
+// records were before they were flat; start-up moves them.
+const legacyRecordName = "container.json"
 
 // get finds a container by full ID or unique ID prefix.
 func (st *containerStore) get(id string) (*containerRecord, error) {
@@ -179,11 +190,11 @@ func (st *containerStore) write(c *containerRecord, s containerStatus) error {
 	if err != nil {
 		return err
 	}
-	dir := st.recordDir(c.ID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create record dir of %s: %w", c.ID, err)
+	// A stat when the directory is there (LoadContainers made it).
+	if err := os.MkdirAll(st.dir, 0o700); err != nil {
+		return fmt.Errorf("create record dir: %w", err)
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(dir, "container.json"), f); err != nil {
+	if err := atomicfile.WriteJSON(st.recordPath(c.ID), f); err != nil {
 		return fmt.Errorf("save container %s: %w", c.ID, err)
 	}
 	return nil
@@ -197,7 +208,12 @@ func (st *containerStore) delete(c *containerRecord) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.removed = true
-	if err := os.RemoveAll(st.recordDir(c.ID)); err != nil {
+	// The record goes last: a crash before leaves the container listed,
+	// and start-up removes a files directory that no record names.
+	if err := os.RemoveAll(st.filesDir(c.ID)); err != nil {
+		return fmt.Errorf("remove files of container %s: %w", c.ID, err)
+	}
+	if err := os.Remove(st.recordPath(c.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove record of container %s: %w", c.ID, err)
 	}
 	st.mu.Lock()
@@ -237,4 +253,23 @@ func (st *containerStore) podStatuses(podID string) []*runtime.ContainerStatus {
 		out = append(out, c.toStatus())
 	}
 	return out
+}
+
+// recordIDs readies the record directory for loading and returns the IDs
+// that have a record (atomicfile.PrepareRecords). It deletes the files
+// directories no record names: CreateContainer writes the record last, so
+// a crash can leave image volume directories of a container that never
+// came to be.
+func (st *containerStore) recordIDs() ([]string, error) {
+	ids, orphans, err := atomicfile.PrepareRecords(st.dir, legacyRecordName)
+	if err != nil {
+		return nil, fmt.Errorf("container records: %w", err)
+	}
+	for _, id := range orphans {
+		klog.InfoS("Removing the files of a container without a record", "containerID", id)
+		if err := os.RemoveAll(st.filesDir(id)); err != nil {
+			klog.ErrorS(err, "Remove the files of a container without a record", "containerID", id)
+		}
+	}
+	return ids, nil
 }

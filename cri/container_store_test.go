@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"path/filepath"
 	"testing"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -16,7 +15,7 @@ import (
 func readState(t *testing.T, st *containerStore, id string) runtime.ContainerState {
 	t.Helper()
 	var f recordFile
-	if err := atomicfile.ReadJSON(filepath.Join(st.recordDir(id), "container.json"), &f); err != nil {
+	if err := atomicfile.ReadJSON(st.recordPath(id), &f); err != nil {
 		t.Fatal(err)
 	}
 	return runtime.ContainerState(f.State)
@@ -74,7 +73,7 @@ func TestStoreUpdate(t *testing.T) {
 			if got := c.State(); got != tt.wantState {
 				t.Errorf("state %v, want %v", got, tt.wantState)
 			}
-			_, statErr := os.Stat(filepath.Join(st.recordDir(c.ID), "container.json"))
+			_, statErr := os.Stat(st.recordPath(c.ID))
 			if written := statErr == nil; written != tt.written {
 				t.Fatalf("record written: %v, want %v", written, tt.written)
 			}
@@ -132,7 +131,7 @@ func TestStoreUpdateAfterDelete(t *testing.T) {
 	if err := st.save(c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(st.recordDir(c.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(st.recordPath(c.ID)); !os.IsNotExist(err) {
 		t.Errorf("a change after removal brought the record back: %v", err)
 	}
 	if evs := drain(ch); len(evs) != 0 {
@@ -157,7 +156,7 @@ func TestStoreDeleteUnindexed(t *testing.T) {
 	if err := st.delete(c); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(st.recordDir(c.ID)); !os.IsNotExist(err) {
+	if _, err := os.Stat(st.recordPath(c.ID)); !os.IsNotExist(err) {
 		t.Errorf("record left: %v", err)
 	}
 	if evs := drain(ch); len(evs) != 0 {

@@ -17,7 +17,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/criserver/criserver/atomicfile"
 	"github.com/criserver/criserver/cgroups"
 )
 
@@ -67,7 +66,7 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, err err
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return 0, fmt.Errorf("create bundle dir: %w", err)
 	}
-	if err := atomicfile.WriteJSON(filepath.Join(bundle, "config.json"), o.Spec); err != nil {
+	if err := writeSpec(bundle, o.Spec); err != nil {
 		return 0, err
 	}
 	// Leftovers of an earlier container with this ID would be read as ours.
@@ -87,6 +86,21 @@ func (r *Runtime) Create(ctx context.Context, o CreateOptions) (pid int, err err
 		return 0, fmt.Errorf("runtime handler %q (%s): %w", r.ResolveHandler(o.Handler), runtimePath, err)
 	}
 	return pid, nil
+}
+
+// writeSpec writes the bundle's config.json once, with neither a temp file
+// nor fsync: the bundle is new, it lives in the state directory, which a
+// reboot clears, and a crash before the container's record is written
+// leaves a bundle no record names, which start-up deletes whole.
+func writeSpec(bundle string, spec *specs.Spec) error {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600); err != nil {
+		return fmt.Errorf("write spec: %w", err)
+	}
+	return nil
 }
 
 func (r *Runtime) conmonArgs(o CreateOptions, runtimePath, runtimeRoot string) []string {

@@ -44,20 +44,16 @@ func (r *Runtime) Exec(ctx context.Context, handler, id string, opts ExecOptions
 	if len(opts.Cmd) == 0 {
 		return -1, errors.New("exec: empty command")
 	}
-	dir, err := r.execDir()
+	prefix, err := r.execFiles()
 	if err != nil {
 		return -1, err
 	}
-	defer os.RemoveAll(dir)
+	x := &execution{prefix: prefix, opts: opts}
+	defer x.remove()
 
 	proc, err := r.execProcess(id, opts.Cmd, opts.TTY)
 	if err != nil {
 		return -1, err
-	}
-	x := &execution{
-		dir:     dir,
-		pidFile: filepath.Join(dir, "pid"),
-		opts:    opts,
 	}
 	if opts.TTY {
 		return x.runTTY(ctx, r, handler, id, proc)
@@ -68,19 +64,29 @@ func (r *Runtime) Exec(ctx context.Context, handler, id string, opts ExecOptions
 	return x.runPipes(ctx, r.Command(ctx, handler, x.args(id)...))
 }
 
-// execDir makes a private directory for one exec's process.json and pid
-// file.
-func (r *Runtime) execDir() (string, error) {
+// execFiles creates the process file of one exec under <state>/exec with
+// a random name and returns the prefix that the exec's files share
+// (execution.processFile, pidFile, consoleSocket). They sit side by side
+// in one private directory: a directory per exec would cost an inode more
+// to make and to remove.
+func (r *Runtime) execFiles() (string, error) {
 	parent := filepath.Join(r.stateDir, "exec")
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return "", fmt.Errorf("create exec dir: %w", err)
 	}
-	dir, err := os.MkdirTemp(parent, "")
+	f, err := os.CreateTemp(parent, "*"+processSuffix)
 	if err != nil {
-		return "", fmt.Errorf("create exec dir: %w", err)
+		return "", fmt.Errorf("create exec process file: %w", err)
 	}
-	return dir, nil
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("create exec process file: %w", err)
+	}
+	return strings.TrimSuffix(f.Name(), processSuffix), nil
 }
+
+// processSuffix ends the name of an exec's process file.
+const processSuffix = ".process.json"
 
 // RemoveStaleExecDirs deletes the exec directories a previous daemon left
 // behind when it died mid-exec; call it at start, before any exec.
@@ -116,15 +122,25 @@ func (r *Runtime) execProcess(id string, args []string, tty bool) (*specs.Proces
 
 // execution is one `runtime exec` and the files it uses.
 type execution struct {
-	dir     string
-	pidFile string
-	opts    ExecOptions
+	prefix string // of the exec's files (Runtime.execFiles)
+	opts   ExecOptions
 	// stderr keeps the tail of the runtime's own messages, which explain
 	// a process that never started.
 	stderr tailBuffer
 }
 
-func (x *execution) processFile() string { return filepath.Join(x.dir, "process.json") }
+func (x *execution) processFile() string   { return x.prefix + processSuffix }
+func (x *execution) pidFile() string       { return x.prefix + ".pid" }
+func (x *execution) consoleSocket() string { return x.prefix + ".sock" }
+
+// remove deletes the exec's files.
+func (x *execution) remove() {
+	for _, p := range []string{x.processFile(), x.pidFile(), x.consoleSocket()} {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			klog.ErrorS(err, "Remove exec file", "path", p)
+		}
+	}
+}
 
 func (x *execution) writeProcess(p *specs.Process) error {
 	data, err := json.Marshal(p)
@@ -139,7 +155,7 @@ func (x *execution) writeProcess(p *specs.Process) error {
 
 // args are the runtime's exec arguments; extra go before the container ID.
 func (x *execution) args(id string, extra ...string) []string {
-	args := []string{"exec", "--process", x.processFile(), "--pid-file", x.pidFile}
+	args := []string{"exec", "--process", x.processFile(), "--pid-file", x.pidFile()}
 	if x.opts.TTY {
 		args = append(args, "--tty")
 	}
@@ -159,7 +175,7 @@ const cancelPidWait = 2 * time.Second
 func (x *execution) prepare(cmd *exec.Cmd) {
 	cmd.Cancel = func() error {
 		for deadline := time.Now().Add(cancelPidWait); ; time.Sleep(10 * time.Millisecond) {
-			if pid, err := readPid(x.pidFile); err == nil && pid > 0 {
+			if pid, err := readPid(x.pidFile()); err == nil && pid > 0 {
 				if err := syscall.Kill(pid, syscall.SIGKILL); err == nil || errors.Is(err, syscall.ESRCH) {
 					return nil
 				}
@@ -189,7 +205,7 @@ func alive(pid int) bool {
 
 // started reports whether the runtime got as far as starting the process.
 func (x *execution) started() bool {
-	pid, err := readPid(x.pidFile)
+	pid, err := readPid(x.pidFile())
 	return err == nil && pid > 0
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"testing"
@@ -180,17 +181,48 @@ func processesWithCmdline(prefix string) []string {
 func TestRemoveStaleExecDirs(t *testing.T) {
 	state := t.TempDir()
 	r := &Runtime{stateDir: state}
-	dir, err := r.execDir()
+	prefix, err := r.execFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(dir+"/process.json", []byte("{}"), 0o600); err != nil {
+	if _, err := os.Stat(prefix + processSuffix); err != nil {
+		t.Fatalf("exec process file: %v", err)
+	}
+	if err := os.WriteFile(prefix+".pid", []byte("1"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.RemoveStaleExecDirs(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(dir); !os.IsNotExist(err) {
-		t.Fatalf("stale exec dir still there: %v", err)
+	if _, err := os.Stat(filepath.Dir(prefix)); !os.IsNotExist(err) {
+		t.Fatalf("stale exec files still there: %v", err)
+	}
+}
+
+// One exec's files share a prefix in the exec directory, with no directory
+// of their own, and all go when the exec ends.
+func TestExecFilesRemoved(t *testing.T) {
+	r := &Runtime{stateDir: t.TempDir()}
+	prefix, err := r.execFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &execution{prefix: prefix}
+	if filepath.Dir(x.processFile()) != filepath.Join(r.stateDir, "exec") {
+		t.Errorf("process file %s is not in the exec directory", x.processFile())
+	}
+	for _, p := range []string{x.pidFile(), x.consoleSocket()} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, err := r.execFiles()
+	if err != nil || other == prefix {
+		t.Fatalf("second exec's prefix %q (%v) is not its own", other, err)
+	}
+	x.remove()
+	entries, _ := os.ReadDir(filepath.Join(r.stateDir, "exec"))
+	if len(entries) != 1 || entries[0].Name() != filepath.Base(other)+processSuffix {
+		t.Errorf("after the exec ended the exec directory holds %v, want only the other exec's process file", entries)
 	}
 }

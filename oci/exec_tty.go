@@ -112,7 +112,7 @@ func (x *execution) startRelayedTTY(ctx context.Context, r *Runtime, handler, id
 // terminal could not be resized. A resize is then set on the container's
 // pty directly, and the kernel signals its process.
 func (x *execution) startConsoleSocketTTY(ctx context.Context, r *Runtime, handler, id string, sz remotecommand.TerminalSize, haveSize bool) (*exec.Cmd, *os.File, func(), error) {
-	sock := filepath.Join(x.dir, "console.sock")
+	sock := x.consoleSocket()
 	if len(sock) > maxSocketPath {
 		return nil, nil, nil, fmt.Errorf("exec console socket path %s is longer than %d bytes", sock, maxSocketPath)
 	}

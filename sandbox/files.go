@@ -74,16 +74,12 @@ func hostsFile(hostNet bool, hostFile, hostname string, ips []string) ([]byte, e
 	return []byte(b.String()), nil
 }
 
-// writePodFile replaces path through a rename, so a container never sees
-// half a file. It skips fsync: the files live on the state tmpfs and are
-// rewritten for every new pod.
+// writePodFile writes a pod file once, in place: RunPodSandbox writes it
+// before any container can see it, and a crash before the pod's record is
+// complete tears the pod down, files and all. It skips fsync: the files
+// live on the state tmpfs and are written for every new pod.
 func writePodFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("write pod file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
 		return fmt.Errorf("write pod file: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/criserver/criserver/atomicfile"
 	"github.com/criserver/criserver/cgroups"
 	"github.com/criserver/criserver/cni"
 	"github.com/criserver/criserver/oci"
@@ -23,7 +24,7 @@ type Network interface {
 
 // Options configures a Manager.
 type Options struct {
-	// Root holds the pod records (<root>/pods/<id>/sandbox.json).
+	// Root holds the pod records (<root>/pods/<id>.json).
 	Root string
 	// State holds the namespace pins (<state>/{netns,ipcns,utsns,userns}/<id>) and
 	// the pod files and shm mount (<state>/pods/<id>/{hostname,resolv.conf,
@@ -97,8 +98,7 @@ func New(ctx context.Context, opts Options) (*Manager, error) {
 }
 
 func (m *Manager) podsDir() string             { return filepath.Join(m.opts.Root, "pods") }
-func (m *Manager) podDir(id string) string     { return filepath.Join(m.podsDir(), id) }
-func (m *Manager) recordPath(id string) string { return filepath.Join(m.podDir(id), "sandbox.json") }
+func (m *Manager) recordPath(id string) string { return atomicfile.RecordPath(m.podsDir(), id) }
 func (m *Manager) statePodsDir() string        { return filepath.Join(m.opts.State, "pods") }
 func (m *Manager) stateDir(id string) string   { return filepath.Join(m.statePodsDir(), id) }
 func (m *Manager) shmPath(id string) string    { return filepath.Join(m.stateDir(id), "shm") }

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -189,7 +190,7 @@ func checkReachable(t *testing.T, sb *Sandbox) {
 
 func assertGone(t *testing.T, m *Manager, sb *Sandbox) {
 	t.Helper()
-	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath, sb.ShmPath, m.podDir(sb.ID),
+	for _, p := range []string{sb.NetNSPath, sb.IPCNSPath, sb.UTSNSPath, sb.ShmPath, m.recordPath(sb.ID), m.stateDir(sb.ID),
 		filepath.Join(cgroups.Root, "memory", cgroups.RelPath(sb.CgroupParent))} {
 		if p == "" {
 			continue
@@ -267,6 +268,14 @@ func TestHostNetworkPod(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) { testReload(t, legacy) })
+	}
+}
+
+// testReload reloads a pod; with legacy, from a record in the layout
+// before records were flat, which the load moves.
+func testReload(t *testing.T, legacy bool) {
 	requireRoot(t)
 	root := t.TempDir()
 	opts := Options{Root: filepath.Join(root, "root"), State: filepath.Join(root, "state")}
@@ -281,6 +290,15 @@ func TestReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if legacy {
+		old := filepath.Join(m.podsDir(), sb.ID, legacyRecordName)
+		if err := os.Mkdir(filepath.Dir(old), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(m.recordPath(sb.ID), old); err != nil {
+			t.Fatal(err)
+		}
+	}
 	m2, err := New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -288,6 +306,9 @@ func TestReload(t *testing.T) {
 	got, err := m2.Get(sb.ID)
 	if err != nil || got.State != StateReady || got.RuntimeHandler != "crun" || got.Metadata().GetName() != "reload" {
 		t.Fatalf("reloaded pod = %+v, %v", got, err)
+	}
+	if ents, _ := os.ReadDir(m2.podsDir()); len(ents) != 1 || ents[0].Name() != sb.ID+".json" {
+		t.Errorf("pod records after the reload: %v, want only %s.json", ents, sb.ID)
 	}
 	if again, err := m2.Run(context.Background(), cfg, "crun"); err != nil || again.ID != sb.ID {
 		t.Fatalf("retry after reload = %v, %v", again, err)

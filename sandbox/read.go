@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/criserver/criserver/atomicfile"
 )
@@ -17,8 +19,7 @@ type PodName struct {
 // ReadPodNames reads the pod records under root for tools that run beside
 // the daemon: it changes nothing, and skips a pod removed while it reads.
 func ReadPodNames(root string) ([]PodName, error) {
-	dir := filepath.Join(root, "pods")
-	entries, err := os.ReadDir(dir)
+	paths, err := atomicfile.ListRecords(filepath.Join(root, "pods"), legacyRecordName)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // no pod was ever run
 	}
@@ -26,9 +27,9 @@ func ReadPodNames(root string) ([]PodName, error) {
 		return nil, fmt.Errorf("read pod records: %w", err)
 	}
 	var out []PodName
-	for _, e := range entries {
+	for _, path := range paths {
 		var r record
-		if err := atomicfile.ReadJSON(filepath.Join(dir, e.Name(), "sandbox.json"), &r); err != nil {
+		if err := atomicfile.ReadJSON(path, &r); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
 			}
@@ -41,5 +42,6 @@ func ReadPodNames(root string) ([]PodName, error) {
 		md := sb.Config.GetMetadata()
 		out = append(out, PodName{ID: sb.ID, Name: md.GetName(), Namespace: md.GetNamespace()})
 	}
+	slices.SortFunc(out, func(a, b PodName) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }

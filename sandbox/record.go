@@ -2,9 +2,9 @@ package sandbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -46,6 +46,10 @@ type record struct {
 }
 
 const recordVersion = 1
+
+// legacyRecordName is the record's name in <root>/pods/<id>/, where
+// records were before they were flat; start-up moves them.
+const legacyRecordName = "sandbox.json"
 
 func (m *Manager) writeRecord(sb *Sandbox, incomplete bool) error {
 	cfg, err := proto.Marshal(sb.Config)
@@ -94,25 +98,17 @@ func (r *record) sandbox() (*Sandbox, error) {
 // torn down; a READY pod whose namespaces or infra process are gone (the
 // node rebooted) is NOTREADY.
 func (m *Manager) load(ctx context.Context) error {
-	entries, err := os.ReadDir(m.podsDir())
+	ids, orphans, err := atomicfile.PrepareRecords(m.podsDir(), legacyRecordName)
 	if err != nil {
-		return fmt.Errorf("read pod records: %w", err)
+		return fmt.Errorf("pod records: %w", err)
 	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
-		}
-		id := e.Name()
-		if err := atomicfile.RemoveTemps(m.podDir(id)); err != nil {
-			klog.ErrorS(err, "Remove temporary files of a pod record", "pod", id)
-		}
+	for _, id := range orphans {
+		klog.InfoS("Removing pod dir without a record", "pod", id)
+		os.RemoveAll(filepath.Join(m.podsDir(), id))
+	}
+	for _, id := range ids {
 		var r record
 		if err := atomicfile.ReadJSON(m.recordPath(id), &r); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				klog.InfoS("Removing pod dir without a record", "pod", id)
-				os.RemoveAll(m.podDir(id))
-				continue
-			}
 			klog.ErrorS(err, "Skipping unreadable pod record", "pod", id)
 			continue
 		}

@@ -77,11 +77,7 @@ func (m *Manager) create(ctx context.Context, id string, cfg *runtime.PodSandbox
 	} else if sb.Hostname == "" {
 		sb.Hostname = truncate(cfg.GetMetadata().GetName(), 63)
 	}
-	if err := os.MkdirAll(m.podDir(id), 0o755); err != nil {
-		return nil, fmt.Errorf("create pod dir: %w", err)
-	}
 	if err := m.writeRecord(sb, true); err != nil {
-		os.RemoveAll(m.podDir(id))
 		return nil, err
 	}
 	err := m.setup(ctx, sb)

@@ -6,7 +6,7 @@
 //
 // On disk:
 //
-//	<root>/pods/<id>/sandbox.json          the record (atomic; reloaded at start)
+//	<root>/pods/<id>.json                  the record (atomic; reloaded at start)
 //	<state>/{netns,ipcns,utsns}/<id>       namespace pins (bind mounts of nsfs)
 //	<state>/pods/<id>/{hostname,resolv.conf,hosts}
 //	<state>/pods/<id>/shm                  the pod's /dev/shm tmpfs

@@ -124,7 +124,7 @@ func (m *Manager) teardown(ctx context.Context, sb *Sandbox, force bool) error {
 		return fmt.Errorf("remove pod %s: %w", sb.ID, errors.Join(errs...))
 	}
 	fault.Crash("sandbox.remove.before-record")
-	if err := os.RemoveAll(m.podDir(sb.ID)); err != nil {
+	if err := os.Remove(m.recordPath(sb.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		errs = append(errs, fmt.Errorf("remove pod %s record: %w", sb.ID, err))
 	}
 	if len(errs) > 0 {

@@ -184,7 +184,7 @@ func (e *ctrEnv) assertContainerGone(t *testing.T, id string, info ctrInfo) {
 			t.Errorf("mount %s left after remove", m)
 		}
 	}
-	for _, p := range []string{info.Bundle, filepath.Join(e.d.Root, "containers", id), filepath.Join(e.d.Root, "overlay2", id), filepath.Join(e.d.State, "exits", id)} {
+	for _, p := range []string{info.Bundle, filepath.Join(e.d.Root, "containers", id+".json"), filepath.Join(e.d.Root, "containers", id), filepath.Join(e.d.Root, "overlay2", id), filepath.Join(e.d.State, "exits", id)} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("%s left after remove", p)
 		}
@@ -844,7 +844,7 @@ func TestOrphanContainerRemovedAtStart(t *testing.T) {
 	id := e.run(t, e.config("orphan", `exec sleep 600`))
 	_, info := e.status(t, id)
 	e.d.Stop(t)
-	if err := os.RemoveAll(filepath.Join(e.d.Root, "containers", id)); err != nil {
+	if err := os.Remove(filepath.Join(e.d.Root, "containers", id+".json")); err != nil {
 		t.Fatal(err)
 	}
 	e.d.Start(t)

@@ -58,8 +58,10 @@ func crashObjectIDs(d *framework.Daemon) []string {
 	} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if len(e.Name()) == 64 && !slices.Contains(ids, e.Name()) {
-				ids = append(ids, e.Name())
+			// Records are <id>.json files; the other entries are named by the ID.
+			id := strings.TrimSuffix(e.Name(), ".json")
+			if len(id) == 64 && !slices.Contains(ids, id) {
+				ids = append(ids, id)
 			}
 		}
 	}

@@ -258,7 +258,7 @@ func TestNRIHookFailure(t *testing.T) {
 			t.Errorf("pod %s left after a failed RunPodSandbox", sb.Id)
 		}
 	}
-	for _, dir := range []string{filepath.Join(e.d.Root, "pods", failedPod), filepath.Join(e.d.State, "pods", failedPod), filepath.Join(e.d.State, "netns", failedPod)} {
+	for _, dir := range []string{filepath.Join(e.d.Root, "pods", failedPod+".json"), filepath.Join(e.d.Root, "pods", failedPod), filepath.Join(e.d.State, "pods", failedPod), filepath.Join(e.d.State, "netns", failedPod)} {
 		if _, err := os.Lstat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s left after a failed RunPodSandbox", dir)
 		}

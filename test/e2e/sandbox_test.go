@@ -224,7 +224,7 @@ func assertPodGone(t *testing.T, d *framework.Daemon, id string, info podInfo) {
 		}
 	}
 	for _, p := range []string{info.NetNSPath, info.IPCNSPath, info.UTSNSPath, info.ShmPath, info.HostnamePath,
-		filepath.Join(d.Root, "pods", id), filepath.Join(d.State, "pods", id),
+		filepath.Join(d.Root, "pods", id+".json"), filepath.Join(d.Root, "pods", id), filepath.Join(d.State, "pods", id),
 		filepath.Join("/sys/fs/cgroup/memory", info.CgroupParent), filepath.Join("/sys/fs/cgroup/unified", info.CgroupParent)} {
 		if p == "" || p == "/sys/fs/cgroup/memory" {
 			continue
