@@ -48,6 +48,9 @@ type Runtime struct {
 
 	featMu sync.Mutex
 	feats  map[string]Features // handler → what it supports, probed once
+
+	// exits wakes waitExit when WatchExits sees the exit file.
+	exits exitWaiters
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
@@ -197,10 +200,13 @@ func (r *Runtime) Stop(ctx context.Context, handler, id string, sig syscall.Sign
 	return nil
 }
 
-// waitExit polls for the exit file until it appears, timeout passes or ctx
-// ends. Most containers exit within milliseconds of the signal, so the
-// first checks are 1 ms apart (a stat each), then back off.
+// waitExit waits for the exit file until it appears, timeout passes or ctx
+// ends. The exit watcher wakes it when conmon renames the file into place;
+// the checks in between, 1 ms apart at first (a stat each) and then backing
+// off, cover a runtime whose watcher is not running.
 func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration) bool {
+	woken, cancel := r.exits.add(id)
+	defer cancel()
 	deadline := time.Now().Add(timeout)
 	interval := time.Millisecond
 	for {
@@ -212,6 +218,10 @@ func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration
 		}
 		select {
 		case <-ctx.Done():
+		case <-woken:
+			// Woken once; a wake without the file (a close_write of
+			// something else) must not turn the loop into a spin.
+			woken = nil
 		case <-time.After(interval):
 		}
 		if interval < 100*time.Millisecond {
