@@ -164,8 +164,18 @@ func (r *Runtime) run(ctx context.Context, handler string, stdin []byte, args ..
 }
 
 // Kill sends sig to the container's init process, or with all to every
-// process in its cgroup.
+// process in its cgroup. The init process alone is signalled directly when
+// it can be verified (signalInit), as `runtime kill` would signal it, which
+// spares every graceful stop a run of the runtime; otherwise, and for all,
+// the runtime does it.
 func (r *Runtime) Kill(ctx context.Context, handler, id string, sig syscall.Signal, all bool) error {
+	if !all {
+		err := r.signalInit(id, sig)
+		if err == nil {
+			return nil
+		}
+		klog.V(4).InfoS("Signal the init process through the runtime", "containerID", id, "reason", err)
+	}
 	args := []string{"kill"}
 	if all {
 		args = append(args, "--all")
