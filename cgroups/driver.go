@@ -82,6 +82,15 @@ func (d Driver) Path(parent, id string) (string, error) {
 	}
 }
 
+// IsContainerCgroup reports whether rel, a cgroup's path below a
+// hierarchy's mount point (as /proc/<pid>/cgroup lists it), is the cgroup
+// Path gives container id under either driver: "<parent>/<id>" or
+// "criserver-<id>.scope".
+func IsContainerCgroup(rel, id string) bool {
+	base := path.Base(rel)
+	return id != "" && (base == id || base == systemdScopePrefix+"-"+id+".scope")
+}
+
 // RelPath turns an OCI cgroupsPath, or a pod's cgroup parent, into the
 // cgroup's path below a hierarchy's mount point: cgroupfs paths are used
 // as they are; systemd "slice:prefix:name" becomes the nested slices and

@@ -66,3 +66,29 @@ func TestParseDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestIsContainerCgroup(t *testing.T) {
+	const id = "0123abcd"
+	tests := []struct {
+		rel  string
+		want bool
+	}{
+		{"/kubepods/burstable/pod1/" + id, true},
+		{"/criserver/" + id, true},
+		{"/kubepods.slice/kubepods-pod1.slice/criserver-" + id + ".scope", true},
+		{"/kubepods/burstable/pod1", false},
+		{"/kubepods/burstable/pod1/" + id + "/sub", false},
+		{"/kubepods/pod1/x" + id, false},
+		{"/criserver-" + id + ".scope/init", false},
+		{"/docker-" + id + ".scope", false},
+		{"/", false},
+	}
+	for _, tc := range tests {
+		if got := IsContainerCgroup(tc.rel, id); got != tc.want {
+			t.Errorf("IsContainerCgroup(%q, %q) = %v, want %v", tc.rel, id, got, tc.want)
+		}
+	}
+	if IsContainerCgroup("/criserver/", "") {
+		t.Error("an empty id names a cgroup")
+	}
+}

@@ -109,14 +109,18 @@ func (s *Service) stopContainer(ctx context.Context, c *containerRecord, timeout
 		// down gracefully.
 		timeout = 0
 	}
+	clock := newStepClock("StopContainer", c.ID)
 	if err := s.opts.Runtime.Stop(ctx, c.Handler, c.ID, c.StopSignal, timeout); err != nil {
 		return fmt.Errorf("stop container %s: %w", c.ID, err)
 	}
+	clock.done("signal and exit")
 	fault.Crash("container.stop.after-runtime")
 	s.refreshContainer(c)
+	clock.done("record")
 	// As containerd's StopContainer, which deletes the task: the stop
 	// returns with the runtime done with the container.
 	s.releaseRuntimeLocked(ctx, c)
+	clock.done("runtime delete")
 	return nil
 }
 

@@ -16,7 +16,8 @@ import (
 // exit file, until ctx ends. conmon writes the file to a temp name and
 // renames it, so a rename into the directory (or a close after write)
 // means the code is complete. Exit files that already exist are not
-// reported: callers read them when they load their state.
+// reported: callers read them when they load their state. Each exit also
+// wakes the Stop waiting for it (waitExit).
 func (r *Runtime) WatchExits(ctx context.Context, fn func(id string)) error {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
@@ -46,6 +47,7 @@ func (r *Runtime) WatchExits(ctx context.Context, fn func(id string)) error {
 			for _, name := range inotifyNames(buf[:n]) {
 				// conmon's temp files carry a suffix after a dot.
 				if name != "" && !strings.Contains(name, ".") {
+					r.exits.wake(name)
 					fn(name)
 				}
 			}

@@ -48,6 +48,9 @@ type Runtime struct {
 
 	featMu sync.Mutex
 	feats  map[string]Features // handler → what it supports, probed once
+
+	// exits wakes waitExit when WatchExits sees the exit file.
+	exits exitWaiters
 }
 
 // NewRuntime prepares the state directories. cfg must be validated and
@@ -161,8 +164,18 @@ func (r *Runtime) run(ctx context.Context, handler string, stdin []byte, args ..
 }
 
 // Kill sends sig to the container's init process, or with all to every
-// process in its cgroup.
+// process in its cgroup. The init process alone is signalled directly when
+// it can be verified (signalInit), as `runtime kill` would signal it, which
+// spares every graceful stop a run of the runtime; otherwise, and for all,
+// the runtime does it.
 func (r *Runtime) Kill(ctx context.Context, handler, id string, sig syscall.Signal, all bool) error {
+	if !all {
+		err := r.signalInit(id, sig)
+		if err == nil {
+			return nil
+		}
+		klog.V(4).InfoS("Signal the init process through the runtime", "containerID", id, "reason", err)
+	}
 	args := []string{"kill"}
 	if all {
 		args = append(args, "--all")
@@ -197,10 +210,13 @@ func (r *Runtime) Stop(ctx context.Context, handler, id string, sig syscall.Sign
 	return nil
 }
 
-// waitExit polls for the exit file until it appears, timeout passes or ctx
-// ends. Most containers exit within milliseconds of the signal, so the
-// first checks are 1 ms apart (a stat each), then back off.
+// waitExit waits for the exit file until it appears, timeout passes or ctx
+// ends. The exit watcher wakes it when conmon renames the file into place;
+// the checks in between, 1 ms apart at first (a stat each) and then backing
+// off, cover a runtime whose watcher is not running.
 func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration) bool {
+	woken, cancel := r.exits.add(id)
+	defer cancel()
 	deadline := time.Now().Add(timeout)
 	interval := time.Millisecond
 	for {
@@ -212,6 +228,10 @@ func (r *Runtime) waitExit(ctx context.Context, id string, timeout time.Duration
 		}
 		select {
 		case <-ctx.Done():
+		case <-woken:
+			// Woken once; a wake without the file (a close_write of
+			// something else) must not turn the loop into a spin.
+			woken = nil
 		case <-time.After(interval):
 		}
 		if interval < 100*time.Millisecond {
