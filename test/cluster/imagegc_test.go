@@ -51,7 +51,8 @@ spec:
 // next GC; then takes them away, restarts it again and imports the suite's
 // images anew. It runs beside the other tests: those that exec into pods
 // or watch restart counts place their pods on the worker, where this
-// test's kubelet restarts cannot disturb them.
+// test's kubelet restarts cannot disturb them; the Deployment spread over
+// both nodes waits out the readiness a restart resets.
 func TestImageGC(t *testing.T) {
 	t.Parallel()
 	c := cluster(t)
