@@ -18,6 +18,15 @@ const RecordExt = ".json"
 // RecordPath is the record of id in dir.
 func RecordPath(dir, id string) string { return filepath.Join(dir, id+RecordExt) }
 
+// recordID is the ID whose record file is named name; temp files (a
+// leading dot) are none.
+func recordID(name string) (string, bool) {
+	if strings.HasPrefix(name, ".") {
+		return "", false
+	}
+	return strings.CutSuffix(name, RecordExt)
+}
+
 // ListRecords returns the record of each object in dir, by ID, in either
 // layout, changing nothing: for tools that read beside the daemon. Temp
 // files are left out.
@@ -38,7 +47,7 @@ func ListRecords(dir, legacyName string) (map[string]string, error) {
 			}
 			continue
 		}
-		if id, ok := strings.CutSuffix(name, RecordExt); ok && !strings.HasPrefix(name, ".") {
+		if id, ok := recordID(name); ok {
 			out[id] = filepath.Join(dir, name)
 		}
 	}
@@ -66,7 +75,7 @@ func PrepareRecords(dir, legacyName string) (ids, orphans []string, err error) {
 		name := e.Name()
 		if e.IsDir() {
 			dirs = append(dirs, name)
-		} else if id, ok := strings.CutSuffix(name, RecordExt); ok && !strings.HasPrefix(name, ".") {
+		} else if id, ok := recordID(name); ok {
 			ids = append(ids, id)
 			has[id] = true
 		}
